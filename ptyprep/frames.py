@@ -1,0 +1,269 @@
+"""Pure numpy operations on frame stacks.
+
+Every function takes and returns ``(N, H, W)`` stacks; valid masks are bool
+``(H, W)`` or ``(N, H, W)`` with True for a usable pixel.  The pipeline applies
+them in this order: dark/flat correction, threshold and saturation masking,
+crop/pad around the centre, orientation, rebin.
+"""
+
+import numpy as np
+
+#: Orientation codes 0..7 as ``(transpose, flipud, fliplr)``: bit 4, 2, 1 (ptypy's rule).
+ORIENTATIONS = {code: (bool(code & 4), bool(code & 2), bool(code & 1)) for code in range(8)}
+
+
+def parse_orientation(orientation):
+    """Return ``(transpose, flipud, fliplr)`` for an integer 0..7 or a triple of booleans.
+
+    >>> parse_orientation(5)
+    (True, False, True)
+    """
+    if isinstance(orientation, (bool, np.bool_)):
+        raise ValueError(f"orientation must be an integer 0..7 or a triple "
+                         f"[transpose, flipud, fliplr], got {orientation!r}")
+    if isinstance(orientation, (int, np.integer)):
+        if orientation not in ORIENTATIONS:
+            raise ValueError(f"orientation {orientation} is out of range; use 0..7 "
+                             "(bit 4 transpose, bit 2 flipud, bit 1 fliplr) or a triple")
+        return ORIENTATIONS[int(orientation)]
+    triple = tuple(orientation)
+    if len(triple) != 3 or not all(isinstance(t, (bool, np.bool_, int)) and t in (0, 1)
+                                   for t in triple):
+        raise ValueError(f"orientation triple must be three booleans "
+                         f"[transpose, flipud, fliplr], got {orientation!r}")
+    return tuple(bool(t) for t in triple)
+
+
+def correct(frames, dark=None, flat=None):
+    """Subtract a dark frame and divide by a flat field.
+
+    Parameters
+    ----------
+    frames : (N, H, W) ndarray
+    dark : (H, W) ndarray or None
+        Dark (background) frame in counts; the result is clipped at 0.
+    flat : (H, W) ndarray or None
+        Relative gain; pixels where ``flat <= 0`` are returned as 0 (mark them
+        invalid with :func:`flat_valid`).
+
+    Returns
+    -------
+    (N, H, W) float32 ndarray, or ``frames`` itself when both are None.
+    """
+    if dark is None and flat is None:
+        return frames
+    out = frames.astype(np.float32, copy=True)
+    if dark is not None:
+        out -= dark.astype(np.float32)
+        np.maximum(out, 0, out=out)
+    if flat is not None:
+        gain = np.where(flat > 0, flat, np.inf).astype(np.float32)
+        out /= gain
+    return out
+
+
+def flat_valid(flat):
+    """(H, W) bool: pixels whose flat-field gain is usable (> 0 and finite)."""
+    return np.isfinite(flat) & (flat > 0)
+
+
+def threshold_valid(frames, saturation=0):
+    """Valid pixels of each frame: below ``saturation`` (0 = no limit).
+
+    Returns
+    -------
+    (N, H, W) bool ndarray or None when there is nothing to mask.
+    """
+    if not saturation:
+        return None
+    return frames < saturation
+
+
+def round_center(center):
+    """Integer centre as ptypy rounds it (round half to even), ``(row, col)``."""
+    return tuple(int(v) for v in np.round(np.asarray(center, dtype=float)))
+
+
+def crop_window(center, shape):
+    """Raw-frame window of a crop of ``shape`` around ``center``.
+
+    The window starts at ``round(center) - shape // 2`` so that the centre lands on
+    pixel ``shape // 2`` of the cropped frame.
+
+    Returns
+    -------
+    (row0, row1, col0, col1) : ints, half-open, possibly outside the raw frame.
+    """
+    c = round_center(center)
+    r0 = c[0] - shape[0] // 2
+    c0 = c[1] - shape[1] // 2
+    return r0, r0 + shape[0], c0, c0 + shape[1]
+
+
+def clip_window(window, frame_shape):
+    """Part of ``window`` inside a frame of ``frame_shape`` (the ROI to read), or None if empty."""
+    r0, r1, c0, c1 = window
+    rr0, rr1 = max(r0, 0), min(r1, frame_shape[0])
+    cc0, cc1 = max(c0, 0), min(c1, frame_shape[1])
+    if rr0 >= rr1 or cc0 >= cc1:
+        return None
+    return rr0, rr1, cc0, cc1
+
+
+def pad_to_window(frames, valid, window, roi):
+    """Place frames read from ``roi`` into the full ``window``; zero data, invalid outside.
+
+    Parameters
+    ----------
+    frames : (N, h, w) ndarray
+        Pixels of ``roi`` (the part of ``window`` inside the raw frame).
+    valid : (h, w) or (N, h, w) bool ndarray
+    window, roi : (row0, row1, col0, col1)
+
+    Returns
+    -------
+    frames : (N, H, W) ndarray, valid : same dimensionality as the input ``valid``
+    """
+    r0, r1, c0, c1 = window
+    if roi == window:
+        return frames, valid
+    shape = (r1 - r0, c1 - c0)
+    out = np.zeros((frames.shape[0],) + shape, dtype=frames.dtype)
+    vout = np.zeros(valid.shape[:-2] + shape, dtype=bool)
+    if roi is not None:
+        rr0, rr1, cc0, cc1 = roi
+        sl = (Ellipsis, slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0))
+        out[sl] = frames
+        vout[sl] = valid
+    return out, vout
+
+
+def crop_pad(frames, valid, center, shape):
+    """Crop (zero-padding outside) a raw stack to ``shape`` around ``center``.
+
+    Parameters
+    ----------
+    frames : (N, H, W) ndarray
+    valid : (H, W) or (N, H, W) bool ndarray
+    center : (float, float)
+        Centre on the raw frame, ``(row, col)``; rounded half to even.
+    shape : (int, int)
+
+    Returns
+    -------
+    frames : (N, shape[0], shape[1]) ndarray
+    valid : bool ndarray of the cropped shape
+    """
+    window = crop_window(center, shape)
+    roi = clip_window(window, frames.shape[-2:])
+    if roi is not None:
+        r0, r1, c0, c1 = roi
+        frames = frames[:, r0:r1, c0:c1]
+        valid = valid[..., r0:r1, c0:c1]
+    return pad_to_window(frames, valid, window, roi)
+
+
+def orient(frames, orientation):
+    """Transpose, then flip up-down, then flip left-right the last two axes.
+
+    Parameters
+    ----------
+    frames : (..., H, W) ndarray
+    orientation : int 0..7 or (transpose, flipud, fliplr)
+
+    Returns
+    -------
+    ndarray view with the orientation applied.
+    """
+    transpose, flipud, fliplr = parse_orientation(orientation)
+    if transpose:
+        frames = np.swapaxes(frames, -1, -2)
+    if flipud:
+        frames = frames[..., ::-1, :]
+    if fliplr:
+        frames = frames[..., :, ::-1]
+    return frames
+
+
+def orient_center(center, shape, orientation):
+    """Where ``center`` of a frame of ``shape`` lands after :func:`orient`.
+
+    Returns
+    -------
+    center : (float, float), shape : (int, int) of the oriented frame
+    """
+    transpose, flipud, fliplr = parse_orientation(orientation)
+    cy, cx = center
+    h, w = shape
+    if transpose:
+        cy, cx, h, w = cx, cy, w, h
+    if flipud:
+        cy = h - 1 - cy
+    if fliplr:
+        cx = w - 1 - cx
+    return (cy, cx), (h, w)
+
+
+def rebin(frames, valid, factor, mode="sum"):
+    """Bin ``factor`` x ``factor`` blocks; a binned pixel is valid only if all its pixels are.
+
+    Parameters
+    ----------
+    frames : (N, H, W) ndarray
+    valid : (H, W) or (N, H, W) bool ndarray
+    factor : int
+        Must divide H and W.
+    mode : {"sum", "mean"}
+        ``"sum"`` keeps photon counts: integers are promoted to 64 bits so the sum
+        cannot overflow.  ``"mean"`` is ptypy's block mean, reduced in ptypy's
+        order (columns, then rows) so the floats are identical.
+
+    Returns
+    -------
+    frames : (N, H // factor, W // factor) ndarray
+    valid : bool ndarray of the binned shape
+    """
+    if mode not in ("sum", "mean"):
+        raise ValueError(f"rebin mode must be 'sum' or 'mean', got {mode!r}")
+    h, w = frames.shape[-2:]
+    if h % factor or w % factor:
+        raise ValueError(f"frame shape {(h, w)} is not divisible by rebin={factor}; "
+                         "choose a divisor or change prep.shape")
+    if factor == 1:
+        return frames, valid
+    blocks = (h // factor, factor, w // factor, factor)
+    binned_valid = valid.reshape(valid.shape[:-2] + blocks).all(axis=(-3, -1))
+    stack = frames.reshape(frames.shape[:-2] + blocks)
+    if mode == "mean":
+        return stack.mean(-1).mean(-2), binned_valid
+    if np.issubdtype(frames.dtype, np.unsignedinteger):
+        acc = np.uint64
+    elif np.issubdtype(frames.dtype, np.integer) or frames.dtype == np.bool_:
+        acc = np.int64
+    else:
+        acc = frames.dtype
+    return stack.sum(axis=(-3, -1), dtype=acc), binned_valid
+
+
+def center_of_mass(frames, valid):
+    """Centre of mass of each frame's valid pixels, ``(row, col)``.
+
+    Parameters
+    ----------
+    frames : (N, H, W) ndarray
+    valid : (H, W) or (N, H, W) bool ndarray
+
+    Returns
+    -------
+    (N, 2) float64 ndarray; NaN for a frame without counts.
+    """
+    weighted = np.where(valid, frames, 0).astype(np.float64)
+    row_profile = weighted.sum(axis=2)
+    col_profile = weighted.sum(axis=1)
+    total = row_profile.sum(axis=1)
+    rows = np.arange(frames.shape[1], dtype=np.float64)
+    cols = np.arange(frames.shape[2], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        com = np.stack([row_profile @ rows, col_profile @ cols], axis=1) / total[:, None]
+    com[total <= 0] = np.nan
+    return com

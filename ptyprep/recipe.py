@@ -1,0 +1,292 @@
+"""Typed recipes: TOML loading, ``--set`` overrides and validation.
+
+A recipe has three sections, ``[source]``, ``[prep]`` and ``[output]`` (plus
+``[saxs]`` for scanning SAXS/WAXS, validated in :mod:`ptyprep.saxs.recipe`).
+Every rank loads and validates the same recipe before the first collective, so
+a bad recipe fails identically everywhere and nobody waits forever.
+
+Relative paths in a recipe (source files, dark/flat, output) are taken
+relative to the folder of the recipe file.
+"""
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .errors import RecipeError
+from .frames import parse_orientation
+
+SAVE_MODES = ("append", "link", "merge")
+COMPRESSIONS = ("none", "gzip", "lzf", "bitshuffle", "blosc2")
+FORMATS = ("ptyd", "procdata")
+CENTER_MODES = ("source", "auto", "fftshift", "geometric")
+
+
+@dataclass(frozen=True)
+class SourceSection:
+    """``[source]``: the registered source ``name`` and its options."""
+
+    name: str = "simulate"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrepSection:
+    """``[prep]``: how frames are prepared (ptypy's names where ptypy has one).
+
+    ``shape`` None keeps the largest square that fits the raw frame;
+    ``center`` is a mode from ``CENTER_MODES`` or a raw-frame ``(row, col)``;
+    ``orientation`` is stored as ``(transpose, flipud, fliplr)``.
+    ``fftshift`` undoes frames stored FFT-shifted (DC in the corners) before
+    anything else.  ``threshold`` sets values below it to 0 (noise floor);
+    ``saturation`` marks pixels >= it invalid.
+    """
+
+    shape: Optional[tuple] = None
+    center: object = "source"
+    rebin: int = 1
+    rebin_mode: str = "sum"
+    orientation: tuple = (False, False, False)
+    num_frames: int = 0
+    min_frames: int = 1
+    dark: str = ""
+    flat: str = ""
+    saturation: float = 0.0
+    threshold: float = 0.0
+    fftshift: bool = False
+    propagation: str = "farfield"
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    """``[output]``: where and how results are written."""
+
+    format: str = "ptyd"
+    dfile: str = "scan.ptyd"
+    save: str = "append"
+    chunk_frames: int = 64
+    compression: str = "gzip"
+    overwrite: bool = False
+    part_format: str = "{dfile}.part{part:03d}"
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole validated recipe; ``base_dir`` is the recipe file's folder."""
+
+    source: SourceSection = field(default_factory=SourceSection)
+    prep: PrepSection = field(default_factory=PrepSection)
+    output: OutputSection = field(default_factory=OutputSection)
+    saxs: Optional[object] = None
+    base_dir: str = "."
+
+    def to_dict(self):
+        """Plain nested dict (TOML-like) of the recipe, for provenance."""
+        out = {
+            "source": {"name": self.source.name, **self.source.options},
+            "prep": dataclasses.asdict(self.prep),
+            "output": dataclasses.asdict(self.output),
+        }
+        if self.saxs is not None:
+            out["saxs"] = self.saxs.to_dict() if hasattr(self.saxs, "to_dict") else dict(self.saxs)
+        return out
+
+    def path(self, value):
+        """``value`` as a path: absolute, or relative to the recipe's folder."""
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def load_recipe(path_or_dict, overrides=None, base_dir=None):
+    """Load and validate a recipe.
+
+    Parameters
+    ----------
+    path_or_dict : str, Path or dict
+        A TOML file, or the same content as a nested dict.
+    overrides : dict, optional
+        ``{"section.key": value}``; string values are parsed as TOML values
+        (``"2"`` is an int, ``"[1, 0, 0]"`` a list, anything else a string).
+    base_dir : str, optional
+        Folder relative paths refer to (default: the recipe file's folder, or the
+        current directory for a dict).
+
+    Returns
+    -------
+    Recipe
+    """
+    if isinstance(path_or_dict, dict):
+        raw = _deep_copy(path_or_dict)
+        base = Path(base_dir or ".")
+    else:
+        path = Path(path_or_dict)
+        if not path.is_file():
+            raise RecipeError(f"recipe file {str(path)!r} does not exist; "
+                              "give the path of a TOML recipe (see `ptyprep demo` for one)")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise RecipeError(f"recipe {str(path)!r} is not valid TOML: {exc}") from exc
+        base = Path(base_dir) if base_dir else path.resolve().parent
+    for key, value in (overrides or {}).items():
+        _apply_override(raw, key, value)
+    return parse_recipe(raw, base_dir=str(base))
+
+
+def parse_override(text):
+    """Split ``"section.key=value"`` into ``("section.key", value)``."""
+    key, sep, value = text.partition("=")
+    if not sep or "." not in key:
+        raise RecipeError(f"--set {text!r} is not of the form section.key=value "
+                          "(for example --set prep.rebin=2)")
+    return key.strip(), value.strip()
+
+
+def _apply_override(raw, key, value):
+    section, _, name = key.partition(".")
+    if not name:
+        raise RecipeError(f"override {key!r} must be section.key, e.g. prep.rebin")
+    if isinstance(value, str):
+        value = _toml_value(value)
+    raw.setdefault(section, {})[name] = value
+
+
+def _toml_value(text):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _deep_copy(d):
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def parse_recipe(raw, base_dir="."):
+    """Validate a nested dict into a :class:`Recipe` (see :func:`load_recipe`)."""
+    sections = {"source", "prep", "output", "saxs"}
+    unknown = sorted(set(raw) - sections)
+    if unknown:
+        raise RecipeError(f"unknown recipe section(s) [{'], ['.join(unknown)}]; "
+                          f"valid sections: [{'], ['.join(sorted(sections))}]")
+    for name, value in raw.items():
+        if not isinstance(value, dict):
+            raise RecipeError(f"recipe entry {name!r} must be a [{name}] table, got {value!r}")
+    source = _parse_source(raw.get("source", {}))
+    prep = _parse_section(PrepSection, "prep", raw.get("prep", {}))
+    output = _parse_section(OutputSection, "output", raw.get("output", {}))
+    prep = _check_prep(prep)
+    _check_output(output)
+    saxs = None
+    if "saxs" in raw or output.format == "procdata":
+        from .saxs.recipe import parse_saxs_section
+
+        saxs = parse_saxs_section(raw.get("saxs", {}))
+    return Recipe(source=source, prep=prep, output=output, saxs=saxs, base_dir=str(base_dir))
+
+
+def _parse_source(table):
+    table = dict(table)
+    name = table.pop("name", "simulate")
+    if not isinstance(name, str):
+        raise RecipeError(f"source.name must be a string naming a source, got {name!r}")
+    return SourceSection(name=name, options=table)
+
+
+def _parse_section(cls, section, table):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise RecipeError(f"unknown key(s) {', '.join(section + '.' + k for k in unknown)}; "
+                          f"valid keys of [{section}]: {', '.join(fields)}")
+    values = {}
+    for key, value in table.items():
+        default = fields[key].default
+        values[key] = _check_type(f"{section}.{key}", value, default)
+    return cls(**values)
+
+
+def _check_type(name, value, default):
+    """Coerce ``value`` to the type of ``default`` or raise a RecipeError."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise RecipeError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{name} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str) and name not in ("prep.center",):
+        if not isinstance(value, str):
+            raise RecipeError(f"{name} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _check_prep(prep):
+    shape = prep.shape
+    if shape is not None:
+        if isinstance(shape, bool) or not isinstance(shape, (int, list, tuple)):
+            raise RecipeError(f"prep.shape must be an integer or [rows, cols], got {shape!r}")
+        shape = (shape, shape) if isinstance(shape, int) else tuple(shape)
+        if len(shape) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+            raise RecipeError(f"prep.shape must be an integer or [rows, cols], got {prep.shape!r}")
+        if min(shape) <= 0:
+            raise RecipeError(f"prep.shape must be positive, got {prep.shape!r}; "
+                              "give the prepared frame size in pixels, e.g. 128")
+    center = prep.center
+    if isinstance(center, str):
+        if center not in CENTER_MODES:
+            raise RecipeError(f"prep.center {center!r} is not one of {', '.join(CENTER_MODES)} "
+                              "or a [row, col] pair")
+    elif (isinstance(center, (list, tuple)) and len(center) == 2
+          and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in center)):
+        center = (float(center[0]), float(center[1]))
+    else:
+        raise RecipeError(f"prep.center must be one of {', '.join(CENTER_MODES)} or a "
+                          f"[row, col] pair of numbers, got {center!r}")
+    if not 1 <= prep.rebin <= 32:
+        raise RecipeError(f"prep.rebin={prep.rebin} is outside 1..32; choose a small divisor "
+                          "of the cropped frame size")
+    if shape is not None and (shape[0] % prep.rebin or shape[1] % prep.rebin):
+        raise RecipeError(f"prep.rebin={prep.rebin} does not divide prep.shape={list(shape)}; "
+                          "choose a divisor or change prep.shape")
+    if prep.rebin_mode not in ("sum", "mean"):
+        raise RecipeError(f"prep.rebin_mode {prep.rebin_mode!r} must be 'sum' or 'mean'")
+    try:
+        orientation = parse_orientation(prep.orientation)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"prep.{exc}") from exc
+    if prep.num_frames < 0:
+        raise RecipeError(f"prep.num_frames must be >= 0 (0 = all), got {prep.num_frames}")
+    if prep.min_frames < 1:
+        raise RecipeError(f"prep.min_frames must be >= 1, got {prep.min_frames}")
+    if prep.saturation < 0 or prep.threshold < 0:
+        raise RecipeError("prep.saturation and prep.threshold must be >= 0 (0 = off)")
+    if prep.propagation not in ("farfield", "nearfield"):
+        raise RecipeError(f"prep.propagation {prep.propagation!r} must be 'farfield' or 'nearfield'")
+    return dataclasses.replace(prep, shape=shape, center=center, orientation=orientation)
+
+
+def _check_output(output):
+    if output.format not in FORMATS:
+        raise RecipeError(f"output.format {output.format!r} is not one of {', '.join(FORMATS)}")
+    if output.save not in SAVE_MODES:
+        raise RecipeError(f"output.save {output.save!r} is not one of {', '.join(SAVE_MODES)}")
+    if output.compression not in COMPRESSIONS:
+        raise RecipeError(f"output.compression {output.compression!r} is not one of "
+                          f"{', '.join(COMPRESSIONS)}")
+    if output.chunk_frames < 1:
+        raise RecipeError(f"output.chunk_frames must be >= 1, got {output.chunk_frames}")
+    if not output.dfile:
+        raise RecipeError("output.dfile is empty; give the output file, e.g. out/scan.ptyd")
+    if "{part" not in output.part_format:
+        raise RecipeError(f"output.part_format {output.part_format!r} must contain {{part}} "
+                          "(e.g. '{dfile}.part{part:03d}')")
