@@ -104,6 +104,11 @@ class ScanSource(abc.ABC):
             C-contiguous stack, in the order of ``indices``.
         """
 
+    def read_frames_valid(self, indices, roi=None):
+        """Per-frame valid pixels, (M, h, w) bool, for sources that have them (e.g. a
+        ``.ptyd``'s weights); None (the default) when only the static mask applies."""
+        return None
+
     def available(self):
         """Return ``(frames_available_now, scan_ended)``; a finished scan by default."""
         return self.read_meta().num_frames, True

@@ -1,0 +1,35 @@
+"""ptyprep: raw scanning-diffraction data to analysis-ready files, in parallel with MPI.
+
+>>> import ptyprep
+>>> recipe = ptyprep.load_recipe("scan.toml", overrides={"prep.rebin": 2})   # doctest: +SKIP
+>>> ptyprep.run(recipe)                                                      # doctest: +SKIP
+"""
+
+from ._version import __version__
+from .errors import LayoutError, OutputError, PtyprepError, RecipeError, SourceError
+from .recipe import Recipe, load_recipe
+from .registry import get_source, register_source, source_names
+from .source import ScanMeta, ScanSource
+from .stack import FrameStack
+
+__all__ = [
+    "__version__", "load_recipe", "Recipe", "run", "iter_chunks", "read_ptyd",
+    "ScanSource", "ScanMeta", "FrameStack", "register_source", "get_source", "source_names",
+    "PtyprepError", "RecipeError", "SourceError", "LayoutError", "OutputError",
+]
+
+_LAZY = {
+    "run": ("ptyprep.service", "run"),
+    "iter_chunks": ("ptyprep.service", "iter_chunks"),
+    "read_ptyd": ("ptyprep.writers.ptyd", "read_ptyd"),
+}
+
+
+def __getattr__(name):
+    # run/iter_chunks/read_ptyd pull in h5py; import them on first use only.
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'ptyprep' has no attribute {name!r}")

@@ -1,0 +1,194 @@
+"""Command line: ``ptyprep run|watch|validate|inspect|plot|sources|demo``.
+
+Bad input ends with one line ``ptyprep: error: ...`` on stderr and exit status 2;
+anything else that fails exits 1.  Under ``mpiexec`` a failure on one rank ends
+the whole job (MPI_Abort) instead of leaving the others waiting.
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from ._version import __version__
+from .errors import PtyprepError
+
+ABORT_GRACE_S = 1.0
+
+EXAMPLES = """\
+examples:
+  ptyprep demo                                   simulate a scan, prepare it, write a .ptyd and a picture
+  ptyprep validate scan.toml                     check a recipe and its source, print the plan
+  ptyprep run scan.toml --set prep.rebin=2       prepare a scan (one process)
+  mpiexec -n 4 python -m mpi4py -m ptyprep run scan.toml    the same on 4 MPI ranks
+  ptyprep inspect out/scan.ptyd                  what is in a prepared file
+  ptyprep plot out/scan.ptyd --out scan.png      mean frame, valid mask and scan positions
+"""
+
+
+class RankFilter(logging.Filter):
+    """Rank 0 speaks; other ranks only for records logged with ``extra={"all_ranks": True}``."""
+
+    def __init__(self, rank):
+        super().__init__()
+        self.rank = rank
+
+    def filter(self, record):
+        return self.rank == 0 or getattr(record, "all_ranks", False) or record.levelno >= logging.ERROR
+
+
+def setup_logging(rank, verbose=0, quiet=False):
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    prefix = f"[rank {rank}] " if rank else ""
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s",
+                                           "%H:%M:%S"))
+    handler.addFilter(RankFilter(rank))
+    logger = logging.getLogger("ptyprep")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="ptyprep", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Prepare raw scanning-diffraction data: ptychography frames → .ptyd "
+                    "(ptypy), scanning SAXS/WAXS → q-φ maps, attributes, maps, tomograms.",
+        epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"ptyprep {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def recipe_command(name, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("recipe", metavar="RECIPE.toml", help="the recipe ([source], [prep], [output])")
+        p.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="SECTION.KEY=VALUE",
+                       help="override one recipe value, e.g. --set prep.rebin=2 (repeatable)")
+        return p
+
+    recipe_command("run", "prepare a scan (serially, or on every rank under mpiexec)")
+    recipe_command("watch", "prepare a scan while it is being acquired, publishing each chunk "
+                            "as soon as it is complete")
+    recipe_command("validate", "check a recipe and the source it names; print the plan")
+    p = sub.add_parser("inspect", help="summarise a .ptyd, proc_data or raw HDF5 file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("plot", help="picture of a result (frames, positions, maps, tomograms)")
+    p.add_argument("file")
+    p.add_argument("--out", metavar="PNG", help="output picture (default: FILE.png)")
+    sub.add_parser("sources", help="list registered sources and their options")
+    p = sub.add_parser("demo", help="simulate a scan, prepare it, show the result",
+                       description="Simulate a scan, prepare it and write the result and a "
+                                   "picture: a far-field ptychography scan (→ .ptyd) and/or a "
+                                   "scanning SAXS/WAXS tomography scan (→ proc_data, maps, tomogram).")
+    p.add_argument("--kind", choices=("ptycho", "saxs", "all"), default="ptycho")
+    p.add_argument("--out", default="ptyprep-demo", metavar="DIR", help="output folder")
+    return parser
+
+
+def _overrides(items):
+    from .recipe import parse_override
+
+    return dict(parse_override(item) for item in items)
+
+
+def _cmd_run(args, comm):
+    from .recipe import load_recipe
+    from .service import run
+
+    recipe = load_recipe(args.recipe, overrides=_overrides(args.overrides))
+    result = run(recipe, comm)
+    if comm.rank == 0:
+        print(f"wrote {result['path']} ({result['frames']} frames, {result['seconds']:.1f} s)")
+
+
+def _cmd_watch(args, comm):
+    from .recipe import load_recipe
+    from .watch import watch
+
+    recipe = load_recipe(args.recipe, overrides=_overrides(args.overrides))
+    watch(recipe, comm)
+
+
+def _cmd_validate(args, comm):
+    from .recipe import load_recipe
+    from .validate import describe_plan
+
+    recipe = load_recipe(args.recipe, overrides=_overrides(args.overrides))
+    text = describe_plan(recipe)
+    if comm.rank == 0:
+        print(text)
+
+
+def _cmd_inspect(args, comm):
+    from .inspect import inspect_file
+
+    summary = inspect_file(args.file)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        from .inspect import format_summary
+
+        print(format_summary(summary))
+
+
+def _cmd_plot(args, comm):
+    from .plot import plot_file
+
+    for path in plot_file(args.file, args.out):
+        print(f"wrote {path}")
+
+
+def _cmd_sources(args, comm):
+    from .validate import describe_sources
+
+    print(describe_sources())
+
+
+def _cmd_demo(args, comm):
+    from .demo import run_demo
+
+    for line in run_demo(args.kind, args.out, comm):
+        if comm.rank == 0:
+            print(line)
+
+
+COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate,
+            "inspect": _cmd_inspect, "plot": _cmd_plot, "sources": _cmd_sources,
+            "demo": _cmd_demo}
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .comm import world
+
+    comm = world()
+    setup_logging(comm.rank, args.verbose, args.quiet)
+    try:
+        COMMANDS[args.command](args, comm)
+    except PtyprepError as exc:
+        _fail(comm, 2, f"ptyprep: error: {exc}")
+    except KeyboardInterrupt:
+        _fail(comm, 130, "ptyprep: interrupted")
+    except Exception:
+        logging.getLogger("ptyprep").exception("rank %d failed", comm.rank,
+                                               extra={"all_ranks": True})
+        _fail(comm, 1, None)
+    return 0
+
+
+def _fail(comm, code, line):
+    if comm.rank != 0 and line:
+        # Bad input usually fails on every rank alike: let rank 0 speak and end the job.
+        # If rank 0 is fine (waiting in a collective), this rank reports it after the pause.
+        time.sleep(ABORT_GRACE_S)
+    if line:
+        print(line.replace("\n", " "), file=sys.stderr, flush=True)
+    if comm.size > 1:
+        comm.abort(code)
+    sys.exit(code)

@@ -1,0 +1,178 @@
+"""The ``proc_data`` layout of scanning SAXS/WAXS results: every HDF5 name.
+
+In memory it is ``proc_data[sample][data_key][sub_key]`` (see
+``specs/proc_data.md``)::
+
+    run_an.h5   @detectors @qgrid @Nphi @phi_convention @q_unit @layout
+      /{sample} @source @header @scan
+         scan/      slow, fast                  snapped motor positions
+         qphi/      @xc @yc (q, φ centres) + q, phi, q_edges, phi_edges datasets
+            merged/ d (N, Nphi, Nq)  NXdata
+         Iq/        merged (N, Nq), subtracted, q          NXdata
+         attrs/     <name> (N,) or (N, k)
+         maps/      @xc @yc @xc_label @yc_label
+            <attr>/ d (n_slow, n_fast), x, y               NXdata
+         tomo/<attr>/ d (n, n), x, y                       NXdata
+      /overall/maps, /overall/tomo
+
+This module only names things and writes small attributes; the writer
+(:mod:`ptyprep.writers.procdata`) moves the data.
+"""
+
+import json
+
+import numpy as np
+
+LAYOUT_NAME = "ptyprep-procdata"
+LAYOUT_VERSION = "1.0"
+
+# root attributes
+ATTR_LAYOUT = "layout"
+ATTR_LAYOUT_VERSION = "layout_version"
+ATTR_DETECTORS = "detectors"
+ATTR_QGRID = "qgrid"
+ATTR_NPHI = "Nphi"
+ATTR_Q_UNIT = "q_unit"
+ATTR_PHI_CONVENTION = "phi_convention"
+ATTR_COMPLETE = "complete"
+Q_UNIT = "1/angstrom"
+PHI_CONVENTION = (
+    "phi = atan2(-drow, dcol) in degrees from the beam centre: 0 deg along increasing column, "
+    "+90 deg along decreasing row (LiX's sense); pyFAI's chi = -phi; bins cover [-180, 180), "
+    "Nphi even so that a roll by Nphi/2 bins is exactly 180 deg; @yc holds bin centres")
+
+# sample attributes
+ATTR_SOURCE = "source"
+ATTR_HEADER = "header"
+ATTR_SCAN = "scan"
+OVERALL = "overall"
+
+# data keys and sub keys
+QPHI, IQ, IPHI, ATTRS, MAPS, TOMO, SCAN = "qphi", "Iq", "Iphi", "attrs", "maps", "tomo", "scan"
+DATA_KEYS = (QPHI, IQ, IPHI, ATTRS, MAPS, TOMO)
+MERGED, SUBTRACTED = "merged", "subtracted"
+SIGNAL = "d"                       # image dataset inside a qphi/maps/tomo sub-key group
+ERR = "err"
+SCAN_SLOW, SCAN_FAST = "slow", "fast"
+
+# axis attributes and datasets
+ATTR_XC, ATTR_YC = "xc", "yc"
+ATTR_XC_LABEL, ATTR_YC_LABEL = "xc_label", "yc_label"
+AXIS_Q, AXIS_PHI, AXIS_Q_EDGES, AXIS_PHI_EDGES = "q", "phi", "q_edges", "phi_edges"
+AXIS_X, AXIS_Y = "x", "y"
+ATTR_FRAMES_DONE = "frames_done"   # on qphi/merged/d: frames written so far (resume)
+ATTR_ROT_CEN = "rot_cen"
+ATTR_ALGORITHM = "algorithm"
+ATTR_T_REF = "T_ref"
+ATTR_UNITS = "units"
+ATTR_LONG_NAME = "long_name"
+
+MONITOR_ATTRS = ("incident", "transmitted", "transmission")
+
+
+def sample_path(sn):
+    """Path of sample ``sn``; rejects names that would escape the root."""
+    if not sn or "/" in sn or sn in (".", ".."):
+        raise ValueError(f"sample name {sn!r} cannot be an HDF5 group name; "
+                         "rename the scan (no '/' allowed)")
+    return f"/{sn}"
+
+
+def qphi_group(sn, sub=MERGED):
+    """Group holding the q-φ cube ``d`` of ``sn``/``sub``."""
+    return f"{sample_path(sn)}/{QPHI}/{sub}"
+
+
+def qphi_path(sn, sub=MERGED):
+    """Dataset ``(N, Nphi, Nq)`` of q-φ maps."""
+    return f"{qphi_group(sn, sub)}/{SIGNAL}"
+
+
+def iq_path(sn, sub=MERGED):
+    """Dataset ``(N, Nq)`` of azimuthally averaged intensities."""
+    return f"{sample_path(sn)}/{IQ}/{sub}"
+
+
+def attr_path(sn, name):
+    """Dataset ``(N,)`` or ``(N, k)`` of attribute ``name``."""
+    return f"{sample_path(sn)}/{ATTRS}/{name}"
+
+
+def map_group(sn, name):
+    """Group of map ``name`` (dataset ``d`` plus axes)."""
+    return f"{sample_path(sn)}/{MAPS}/{name}"
+
+
+def tomo_group(sn, name):
+    """Group of tomogram ``name`` (dataset ``d`` plus axes)."""
+    return f"{sample_path(sn)}/{TOMO}/{name}"
+
+
+def data_path(sn, data_key, sub_key):
+    """Dataset addressed by ``proc_data[sn][data_key][sub_key]``."""
+    if data_key == QPHI:
+        return qphi_path(sn, sub_key)
+    if data_key in (IQ, IPHI, ATTRS):
+        return f"{sample_path(sn)}/{data_key}/{sub_key}"
+    if data_key in (MAPS, TOMO):
+        return f"{sample_path(sn)}/{data_key}/{sub_key}/{SIGNAL}"
+    raise KeyError(data_key)
+
+
+def to_json(obj):
+    """JSON text of ``obj`` (numpy values made plain)."""
+    return json.dumps(obj, default=_plain, sort_keys=True)
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def from_json(text):
+    """Inverse of :func:`to_json` (accepts bytes)."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    return json.loads(text)
+
+
+def set_nxdata(group, signal, axes):
+    """Mark ``group`` as NeXus ``NXdata`` so silx/h5web/PyMca show axes.
+
+    Parameters
+    ----------
+    group : h5py.Group
+    signal : str
+        Name of the image dataset inside ``group``.
+    axes : list of str
+        One name per dimension of the signal, ``"."`` for a dimension
+        without an axis dataset (the frame axis).
+    """
+    group.attrs["NX_class"] = "NXdata"
+    group.attrs["signal"] = signal
+    group.attrs["axes"] = np.array(axes, dtype=h5str())
+    for i, name in enumerate(axes):
+        if name != ".":
+            group.attrs[f"{name}_indices"] = np.int64(i)
+
+
+def h5str():
+    """Variable-length UTF-8 string dtype for attributes."""
+    import h5py
+
+    return h5py.string_dtype()
+
+
+def write_axis(group, name, values, units=None, long_name=None):
+    """(Re)write the 1D axis dataset ``name`` in ``group``."""
+    if name in group:
+        del group[name]
+    ds = group.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+    if units:
+        ds.attrs[ATTR_UNITS] = units
+    if long_name:
+        ds.attrs[ATTR_LONG_NAME] = long_name
+    return ds

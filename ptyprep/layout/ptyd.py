@@ -1,0 +1,174 @@
+"""The ``.ptyd`` layout (ptypy's prepared-data file): names and h5rw encoding.
+
+Every path and attribute name of a ``.ptyd`` lives here.  Nodes carry ptypy's
+h5rw ``type`` attribute so that ptypy's ``PtydScan`` reads the file unchanged:
+groups ``'dict'``, arrays ``'array'``, 0-d numbers ``'scalar'``, 0-d strings
+``'string'``, index lists ``'arraylist'`` and None as a (1,) float64 dataset of
+type ``'None'``.
+"""
+
+import json
+
+import h5py
+import numpy as np
+
+META = "meta"
+CHUNKS = "chunks"
+INFO = "info"
+TYPE = "type"
+DATA, WEIGHTS, POSITIONS, INDICES = "data", "weights", "positions", "indices"
+CHUNK_ARRAYS = (DATA, WEIGHTS, POSITIONS, INDICES)
+FORMAT_VERSION = 0.1
+
+CONVENTIONS = (
+    "coordinates (row, col) = (y, x); positions in metres, one row per frame, (y, x); "
+    "weights > 0 marks a valid pixel; orientation applied as transpose, flipud, fliplr; "
+    "meta/center is the optical axis in the prepared frame (row, col); psize in metres after rebin; "
+    "energy in keV; distance in metres"
+)
+
+
+def set_type(node, kind):
+    """Mark ``node`` with h5rw's ``type`` attribute."""
+    node.attrs[TYPE] = kind
+
+
+def dict_group(parent, name):
+    """Create (or open) a group that h5rw reads as a dict."""
+    group = parent.require_group(name)
+    set_type(group, "dict")
+    return group
+
+
+def write_value(group, name, value):
+    """Write a Python/numpy value with the h5rw type ptypy expects."""
+    if name in group:
+        del group[name]
+    if value is None:
+        dset = group.create_dataset(name, data=np.zeros(1, dtype=np.float64))
+        set_type(dset, "None")
+    elif isinstance(value, str):
+        dset = group.create_dataset(name, data=value, dtype=h5py.string_dtype())
+        set_type(dset, "string")
+    elif np.ndim(value) == 0:
+        dset = group.create_dataset(name, data=value)
+        set_type(dset, "scalar")
+    else:
+        dset = group.create_dataset(name, data=np.asarray(value))
+        set_type(dset, "array")
+    return dset
+
+
+def write_meta(h5, meta):
+    """Write ``meta/``; ``num_frames`` goes first, as ptypy's readers expect.
+
+    Parameters
+    ----------
+    h5 : h5py.File or Group
+    meta : dict
+        ``num_frames``, ``shape``, ``center``, ``psize``, ``energy``, ``distance``,
+        ``label``, ``propagation`` (and optionally more).
+    """
+    group = dict_group(h5, META)
+    write_value(group, "num_frames", np.int64(meta["num_frames"]))
+    for key in ("shape",):
+        write_value(group, key, np.asarray(meta[key], dtype=np.int64))
+    for key in ("center", "psize"):
+        write_value(group, key, np.asarray(meta[key], dtype=np.float64))
+    for key in ("energy", "distance"):
+        write_value(group, key, np.float64(meta[key]))
+    write_value(group, "version", np.float64(FORMAT_VERSION))
+    write_value(group, "label", meta.get("label") or None)
+    write_value(group, "propagation", meta.get("propagation", "farfield"))
+    return group
+
+
+def write_info(h5, info):
+    """Write the provenance group ``info/`` (readers ignore it).
+
+    ``info`` values that are dicts are stored as JSON strings.
+    """
+    group = dict_group(h5, INFO)
+    for key, value in info.items():
+        if isinstance(value, (dict, list, tuple)) and not _is_numeric(value):
+            value = json.dumps(value, default=_json_default)
+        write_value(group, key, value)
+    return group
+
+
+def _is_numeric(value):
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except (ValueError, TypeError):
+        return False
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def chunk_name(number):
+    """Group name of chunk ``number`` under ``chunks/`` (decimal, no padding)."""
+    return str(int(number))
+
+
+def write_chunk_arrays(group, data, weights, positions, indices, filters, resizable=False):
+    """Write one chunk's four arrays into ``group`` (a ``chunks/<k>`` group or a part file's root).
+
+    Parameters
+    ----------
+    data : (M, N, N) ndarray
+    weights : (M, N, N) uint8 ndarray, 1 = valid pixel
+    positions : (M, 2) float64 metres
+    indices : (M,) int64
+    filters : dict
+        h5py ``create_dataset`` keywords for the frame datasets (compression).
+    resizable : bool
+        Make the first axis unlimited (merge mode).
+    """
+    set_type(group, "dict")
+    arrays = {DATA: data, WEIGHTS: weights, POSITIONS: positions, INDICES: indices}
+    for name, array in arrays.items():
+        kwargs = {}
+        if resizable:
+            kwargs["maxshape"] = (None,) + array.shape[1:]
+            kwargs["chunks"] = (1,) + array.shape[1:] if array.ndim == 3 else True
+        elif array.ndim == 3 and len(array):
+            kwargs["chunks"] = (1,) + array.shape[1:]
+        if array.ndim == 3 and len(array):
+            kwargs.update(filters)
+        dset = group.create_dataset(name, data=array, **kwargs)
+        set_type(dset, "arraylist" if name == INDICES else "array")
+
+
+def append_chunk_arrays(group, data, weights, positions, indices):
+    """Append frames to the resizable datasets of a merge-mode chunk."""
+    n = len(indices)
+    for name, array in ((DATA, data), (WEIGHTS, weights), (POSITIONS, positions),
+                        (INDICES, indices)):
+        dset = group[name]
+        start = dset.shape[0]
+        dset.resize(start + n, axis=0)
+        dset[start:] = array
+
+
+def read_chunk_arrays(group):
+    """The four arrays of one chunk group (or part file root) as numpy arrays."""
+    return {name: group[name][()] for name in CHUNK_ARRAYS}
+
+
+def read_value(node):
+    """Decode an h5rw-typed dataset."""
+    kind = node.attrs.get(TYPE)
+    if isinstance(kind, bytes):
+        kind = kind.decode()
+    if kind == "None":
+        return None
+    value = node[()]
+    if kind == "string" or isinstance(value, bytes):
+        return value.decode() if isinstance(value, bytes) else str(value)
+    return value

@@ -1,0 +1,109 @@
+"""The frame pipeline: raw stack → prepared stack, a pure function of the plan.
+
+Order (DESIGN.md): FFT-unshift (optional), dark/flat, threshold, saturation →
+crop/pad around the centre → orientation → rebin.
+"""
+
+import numpy as np
+
+from . import frames as F
+
+
+def read_raw(source, plan, indices):
+    """Read what the crop needs: the ROI, or whole frames when they must be unshifted first.
+
+    Returns
+    -------
+    frames : (M, h, w) ndarray
+    roi : (row0, row1, col0, col1) or None
+    frames_valid : (M, h, w) bool ndarray or None
+        Per-frame validity from the source, if it has any.
+    """
+    roi = (0, plan.raw_shape[0], 0, plan.raw_shape[1]) if plan.fftshift else plan.roi
+    if roi is None:
+        return np.zeros((len(indices), 0, 0), dtype=np.float32), None, None
+    read_roi = None if plan.fftshift else roi
+    return (source.read_frames(indices, read_roi), roi,
+            source.read_frames_valid(indices, read_roi))
+
+
+def correct_raw(raw, plan, roi, frames_valid=None):
+    """Corrections on raw pixels of ``roi``: unshift, dark/flat, threshold; and their validity.
+
+    Returns
+    -------
+    frames : (M, h, w) ndarray, valid : (h, w) or (M, h, w) bool ndarray
+    """
+    if plan.fftshift:
+        raw = np.fft.fftshift(raw, axes=(-2, -1))
+        if frames_valid is not None:
+            frames_valid = np.fft.fftshift(frames_valid, axes=(-2, -1))
+    sl = (slice(roi[0], roi[1]), slice(roi[2], roi[3])) if roi is not None else (slice(0, 0),) * 2
+    dark = plan.dark[sl] if plan.dark is not None else None
+    flat = plan.flat[sl] if plan.flat is not None else None
+    frames = F.correct(raw, dark, flat)
+    if plan.threshold:
+        frames = np.where(frames < plan.threshold, 0, frames).astype(frames.dtype, copy=False)
+    valid = plan.valid[sl]
+    saturated = F.threshold_valid(raw, plan.saturation)
+    if saturated is not None:
+        valid = valid & saturated
+    if frames_valid is not None:
+        valid = valid & frames_valid
+    return frames, valid
+
+
+def prepare(raw, plan, roi, frames_valid=None):
+    """Prepare a raw stack read from ``roi`` (see :func:`read_raw`).
+
+    Parameters
+    ----------
+    raw : (M, h, w) ndarray
+    plan : Plan
+        With its centre decided.
+    roi : (row0, row1, col0, col1) or None
+    frames_valid : (M, h, w) bool ndarray or None
+
+    Returns
+    -------
+    data : (M, n, n) ndarray
+        Prepared intensities; in ``sum`` mode invalid pixels hold 0.
+    valid : (M, n, n) bool ndarray
+    """
+    frames, valid = correct_raw(raw, plan, roi, frames_valid)
+    window = plan.window
+    if plan.fftshift and roi is not None:
+        frames, valid = _crop_from_full(frames, valid, window)
+        roi = F.clip_window(window, plan.raw_shape)
+    frames, valid = F.pad_to_window(frames, valid, window, roi)
+    frames = F.orient(frames, plan.orientation)
+    valid = F.orient(valid, plan.orientation)
+    frames, valid = F.rebin(frames, valid, plan.rebin, plan.rebin_mode)
+    valid = np.broadcast_to(valid, frames.shape)
+    if plan.rebin_mode == "sum":
+        frames = np.where(valid, frames, 0).astype(frames.dtype, copy=False)
+    return np.ascontiguousarray(frames), np.ascontiguousarray(valid)
+
+
+def _crop_from_full(frames, valid, window):
+    r = F.clip_window(window, frames.shape[-2:])
+    if r is None:
+        return frames[:, :0, :0], valid[..., :0, :0]
+    return frames[:, r[0]:r[1], r[2]:r[3]], valid[..., r[0]:r[1], r[2]:r[3]]
+
+
+def frame_centres(raw, plan, frames_valid=None):
+    """Per-frame centre of mass of whole raw frames (for ``center = "auto"``).
+
+    Parameters
+    ----------
+    raw : (M, H, W) ndarray
+        Whole raw frames.
+
+    Returns
+    -------
+    (M, 2) float64 ndarray, (row, col); NaN for frames without counts.
+    """
+    full = (0, plan.raw_shape[0], 0, plan.raw_shape[1])
+    frames, valid = correct_raw(raw, plan, full, frames_valid)
+    return F.center_of_mass(frames, valid)

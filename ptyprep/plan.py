@@ -1,0 +1,199 @@
+"""The preparation plan: everything decided from the recipe and the source's metadata.
+
+:func:`make_plan` runs on every rank before the first collective and raises a
+:class:`~ptyprep.errors.PtyprepError` for any bad input, so all ranks fail the
+same way.  The plan is a frozen value; the pipeline only reads it.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from . import frames as F
+from .errors import RecipeError, SourceError
+from .images import load_image
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Decisions shared by every rank.
+
+    Attributes
+    ----------
+    num_frames : int
+        Frames to prepare (scan indices ``0..num_frames-1``).
+    raw_shape : (int, int)
+        Raw frame shape.
+    shape : (int, int)
+        Cropped shape (before rebin).
+    center : (float, float) or None
+        Raw-frame centre (row, col); None until an automatic centre is computed.
+    valid : (H, W) bool ndarray
+        Static valid mask of the raw frame (source mask and flat field).
+    positions : (num_frames, 2) float64 ndarray, metres
+    """
+
+    num_frames: int
+    raw_shape: tuple
+    shape: tuple
+    center: Optional[tuple]
+    center_mode: str
+    rebin: int
+    rebin_mode: str
+    orientation: tuple
+    chunk_frames: int
+    valid: np.ndarray
+    positions: np.ndarray
+    energy_keV: float
+    distance_m: float
+    psize_m: tuple
+    dark: Optional[np.ndarray] = None
+    flat: Optional[np.ndarray] = None
+    saturation: float = 0.0
+    threshold: float = 0.0
+    fftshift: bool = False
+    label: str = ""
+    propagation: str = "farfield"
+    source_extra: dict = field(default_factory=dict)
+
+    @property
+    def window(self):
+        """Raw-frame crop window (row0, row1, col0, col1); may extend past the frame."""
+        return F.crop_window(self.center, self.shape)
+
+    @property
+    def roi(self):
+        """Part of the window to read from the source (None: nothing inside the frame)."""
+        return F.clip_window(self.window, self.raw_shape)
+
+    def chunks(self):
+        """``(start, stop)`` index ranges of the chunks, in scan order."""
+        return [(s, min(s + self.chunk_frames, self.num_frames))
+                for s in range(0, self.num_frames, self.chunk_frames)]
+
+    def output_meta(self):
+        """``meta`` of the prepared scan: shape, centre, pixel size after orientation and rebin."""
+        cropped_center = (self.shape[0] // 2, self.shape[1] // 2)
+        center, shape = F.orient_center(cropped_center, self.shape, self.orientation)
+        r = self.rebin
+        psize = np.asarray(self.psize_m, dtype=float)
+        if self.orientation[0]:
+            psize = psize[::-1]
+        return {
+            "num_frames": self.num_frames,
+            "shape": np.array([shape[0] // r, shape[1] // r], dtype=np.int64),
+            "center": np.array([center[0] / r, center[1] / r], dtype=np.float64),
+            "psize": psize * r,
+            "energy": float(self.energy_keV),
+            "distance": float(self.distance_m),
+            "label": self.label or None,
+            "propagation": self.propagation,
+        }
+
+
+def make_plan(recipe, source, require_square=True):
+    """Check the recipe against the source and decide the preparation.
+
+    Raises
+    ------
+    RecipeError, SourceError
+        With one sentence naming the value, the expectation and a fix.
+    """
+    prep = recipe.prep
+    meta = source.read_meta()
+    raw_shape = tuple(int(s) for s in meta.frame_shape)
+    if len(raw_shape) != 2:
+        raise SourceError(f"frames have shape {raw_shape} per frame; expected 2-D frames "
+                          "(a 3-D (N, H, W) dataset)")
+    positions = np.asarray(source.read_positions(), dtype=np.float64)
+    n_meta = meta.num_frames if meta.num_frames is not None else len(positions)
+    if positions.ndim != 2 or positions.shape[1] != 2:
+        raise SourceError(f"positions have shape {positions.shape}; expected (N, 2) (y, x) in metres")
+    if len(positions) < n_meta:
+        raise SourceError(f"the source has {n_meta} frames but {len(positions)} positions; "
+                          "every frame needs a (y, x) position")
+    num_frames = min(n_meta, prep.num_frames) if prep.num_frames else n_meta
+    if num_frames < 1:
+        raise SourceError("the source has no frames to prepare")
+    positions = positions[:num_frames]
+    bad = np.flatnonzero(~np.isfinite(positions).all(axis=1))
+    if len(bad):
+        raise SourceError(f"positions of frame(s) {bad[:5].tolist()} are NaN or infinite; "
+                          "fix the position data or limit prep.num_frames")
+
+    shape = prep.shape or (min(raw_shape),) * 2
+    if require_square and shape[0] != shape[1]:
+        raise RecipeError(f"prep.shape {list(shape)} is not square; ptypy's .ptyd needs square "
+                          "frames: give one integer")
+    if shape[0] % prep.rebin or shape[1] % prep.rebin:
+        raise RecipeError(f"prep.rebin={prep.rebin} does not divide the cropped size "
+                          f"{list(shape)}; choose a divisor or set prep.shape")
+
+    energy = _required(meta.energy_keV, "energy", "energy_keV = 8.0")
+    distance = _required(meta.distance_m, "detector distance", "distance_m = 5.0")
+    psize = _required(meta.psize_m, "pixel size", "psize_m = 75e-6")
+    psize = tuple(np.broadcast_to(np.asarray(psize, dtype=float), (2,)))
+
+    center = _raw_center(prep.center, meta, raw_shape)
+    if center is not None:
+        _check_inside(center, raw_shape)
+
+    valid = np.ones(raw_shape, dtype=bool)
+    source_valid = source.read_valid()
+    if source_valid is not None:
+        if source_valid.shape != raw_shape:
+            raise SourceError(f"valid-pixel mask has shape {source_valid.shape}; "
+                              f"frames are {raw_shape}")
+        valid &= source_valid
+    dark = _load_frame(recipe, prep.dark, "prep.dark", raw_shape)
+    flat = _load_frame(recipe, prep.flat, "prep.flat", raw_shape)
+    if flat is not None:
+        valid &= F.flat_valid(flat)
+    return Plan(
+        num_frames=num_frames, raw_shape=raw_shape, shape=tuple(shape), center=center,
+        center_mode=prep.center if isinstance(prep.center, str) else "given",
+        rebin=prep.rebin, rebin_mode=prep.rebin_mode, orientation=prep.orientation,
+        chunk_frames=recipe.output.chunk_frames, valid=valid, positions=positions,
+        energy_keV=float(energy), distance_m=float(distance), psize_m=psize,
+        dark=dark, flat=flat, saturation=prep.saturation, threshold=prep.threshold,
+        fftshift=prep.fftshift, label=recipe.output.label or (meta.label or ""),
+        propagation=prep.propagation, source_extra=dict(meta.extra))
+
+
+def _required(value, what, example):
+    if value is None:
+        raise SourceError(f"the source gives no {what}; set it in the [source] table "
+                          f"(e.g. {example})")
+    return value
+
+
+def _raw_center(mode, meta, raw_shape):
+    if isinstance(mode, tuple):
+        return mode
+    if mode == "fftshift":
+        return (float(raw_shape[0] // 2), float(raw_shape[1] // 2))
+    if mode == "geometric":
+        return (raw_shape[0] / 2 - 0.5, raw_shape[1] / 2 - 0.5)
+    if mode == "source":
+        if meta.beam_center is None:
+            raise RecipeError("prep.center = 'source' but the source gives no beam centre; "
+                              "set [source] beam_center, or prep.center to [row, col] or 'auto'")
+        return tuple(float(c) for c in meta.beam_center)
+    return None  # auto: computed from the first chunk
+
+
+def _check_inside(center, raw_shape):
+    if not (0 <= center[0] < raw_shape[0] and 0 <= center[1] < raw_shape[1]):
+        raise RecipeError(f"centre ({center[0]:g}, {center[1]:g}) is outside the raw frame of shape "
+                          f"{raw_shape}; give (row, col) inside it or use prep.center = 'auto'")
+
+
+def _load_frame(recipe, spec, key, raw_shape):
+    if not spec:
+        return None
+    path, sep, dataset = spec.partition("::")
+    image = load_image(str(recipe.path(path)) + sep + dataset)
+    if image.shape != raw_shape:
+        raise SourceError(f"{key} {spec!r} has shape {image.shape}; raw frames are {raw_shape}")
+    return image.astype(np.float32)

@@ -1,0 +1,1 @@
+"""Scanning SAXS/WAXS: detectors, q-φ integration on stacks, attributes, maps and tomography."""

@@ -1,0 +1,193 @@
+"""The service loop: the one place where ranks meet.
+
+Every rank builds the same plan, takes its share of each chunk (LoadManager),
+prepares it, and hands it to the writer.  Collectives happen only here and in
+the writer: the automatic centre (an all-gather of per-frame centres of the
+first chunk) and the per-chunk gathers of the writer.
+"""
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+
+from . import pipeline
+from ._version import __version__
+from .comm import world
+from .errors import SourceError
+from .layout.ptyd import CONVENTIONS
+from .loadmanager import LoadManager
+from .plan import _check_inside, make_plan
+from .registry import make_source
+from .stack import FrameStack
+
+log = logging.getLogger(__name__)
+
+
+def open_source(recipe):
+    """Instantiate the recipe's source (options checked, paths resolved)."""
+    return make_source(recipe.source.name, recipe.source.options, base_dir=recipe.base_dir)
+
+
+def _shares(plan, size):
+    """For every chunk: (start, stop, counts per rank, share bounds per rank)."""
+    lm = LoadManager(size)
+    out = []
+    for start, stop in plan.chunks():
+        counts = lm.counts(stop - start)
+        bounds = start + np.concatenate([[0], np.cumsum(counts)])
+        out.append((start, stop, counts, bounds))
+    return out
+
+
+def decide_center(source, plan, comm):
+    """Return the plan with its raw-frame centre decided (collective for ``auto``).
+
+    ptypy's rule: the mean over the frames of the first chunk of each frame's
+    centre of mass on the raw frame.  Every rank computes its share and the
+    per-frame centres are all-gathered, so every rank averages the same numbers
+    in the same order.
+    """
+    if plan.center is not None:
+        return plan
+    start, stop, counts, bounds = _shares(plan, comm.size)[0]
+    mine = np.arange(bounds[comm.rank], bounds[comm.rank + 1])
+    if len(mine):
+        raw = source.read_frames(mine, None)
+        coms = pipeline.frame_centres(raw, plan, source.read_frames_valid(mine, None))
+    else:
+        coms = np.zeros((0, 2))
+    coms = np.concatenate(comm.allgather(coms))
+    if not np.isfinite(coms).any():
+        raise SourceError("prep.center = 'auto' but no frame of the first chunk has counts; "
+                          "give prep.center as [row, col]")
+    center = tuple(float(c) for c in np.nanmean(coms, axis=0))
+    _check_inside(center, plan.raw_shape)
+    log.info("automatic centre (row, col) = (%.2f, %.2f) from %d frames", *center, len(coms))
+    return dataclasses.replace(plan, center=center)
+
+
+def prepared_shares(recipe, comm=None, source=None, plan=None):
+    """Yield ``(chunk_number, counts, FrameStack)`` of this rank's share of every chunk.
+
+    Collective: every rank of ``comm`` must iterate to the end.
+    """
+    comm = comm or world()
+    own = source is None
+    source = source or open_source(recipe)
+    try:
+        plan = plan or make_plan(recipe, source)
+        plan = decide_center(source, plan, comm)
+        meta = plan.output_meta()
+        for number, (start, stop, counts, bounds) in enumerate(_shares(plan, comm.size)):
+            indices = np.arange(bounds[comm.rank], bounds[comm.rank + 1], dtype=np.int64)
+            if len(indices):
+                raw, roi, frames_valid = pipeline.read_raw(source, plan, indices)
+                data, valid = pipeline.prepare(raw, plan, roi, frames_valid)
+            else:
+                n = tuple(meta["shape"])
+                data, valid = np.zeros((0,) + n, np.float32), np.zeros((0,) + n, bool)
+            stack = FrameStack(indices, data, valid, plan.positions[indices],
+                               meta=dict(meta, chunk=number))
+            yield number, counts, stack
+    finally:
+        if own:
+            source.close()
+
+
+def iter_chunks(recipe, comm=None):
+    """Prepared frames in memory, this rank's share of each chunk.
+
+    Parameters
+    ----------
+    recipe : Recipe
+    comm : communicator, optional
+        Default: MPI's world under ``mpiexec``, else one process.
+
+    Yields
+    ------
+    FrameStack
+        ``indices``, ``data`` (M, n, n), ``valid`` (M, n, n), ``positions`` (M, 2) metres
+        and ``meta`` (shape, center, psize, energy, distance, chunk number).
+    """
+    for _, _, stack in prepared_shares(recipe, comm):
+        yield stack
+
+
+def provenance(recipe, plan, source):
+    """The ``info/`` content of an output: recipe, conventions, version, source."""
+    return {
+        "recipe": recipe.to_dict(),
+        "conventions": CONVENTIONS,
+        "ptyprep_version": __version__,
+        "source": {"name": recipe.source.name, "class": type(source).__name__,
+                   "extra": plan.source_extra},
+        "raw_center": np.asarray(plan.center, dtype=float),
+        "raw_shape": np.asarray(plan.raw_shape, dtype=np.int64),
+        "center_mode": plan.center_mode,
+        "orientation": np.asarray(plan.orientation, dtype=np.int64),
+        "rebin": np.int64(plan.rebin),
+        "rebin_mode": plan.rebin_mode,
+    }
+
+
+def run(recipe, comm=None):
+    """Prepare the scan of ``recipe`` and write its output (collective under MPI).
+
+    Returns
+    -------
+    dict
+        ``path`` of the output, ``frames`` prepared, ``seconds`` taken.
+    """
+    comm = comm or world()
+    if recipe.output.format == "procdata":
+        from .saxs.pipeline import run_procdata
+
+        return run_procdata(recipe, comm)
+    from .writers.ptyd import PtydWriter, check_output, remove_previous
+
+    dfile = recipe.path(recipe.output.dfile)
+    check_output(dfile, recipe.output.overwrite)
+    t0 = time.perf_counter()
+    with open_source(recipe) as source:
+        plan = make_plan(recipe, source)
+        plan = decide_center(source, plan, comm)
+        if comm.rank == 0 and recipe.output.overwrite:
+            remove_previous(dfile)
+        comm.barrier()
+        writer = PtydWriter(dfile, plan.output_meta(), provenance(recipe, plan, source), comm,
+                            save=recipe.output.save, compression=recipe.output.compression,
+                            part_format=recipe.output.part_format)
+        try:
+            progress = Progress(plan.num_frames, comm)
+            for number, counts, stack in prepared_shares(recipe, comm, source, plan):
+                writer.write_share(number, stack, counts)
+                progress.update(int(counts.sum()))
+            writer.close()
+        except BaseException:
+            writer.abandon()
+            raise
+    seconds = time.perf_counter() - t0
+    if comm.rank == 0:
+        log.info("wrote %s: %d frames in %.1f s (%.0f frames/s)", dfile, plan.num_frames,
+                 seconds, plan.num_frames / max(seconds, 1e-9))
+    return {"path": str(dfile), "frames": plan.num_frames, "seconds": seconds}
+
+
+class Progress:
+    """Progress of a long run, logged by rank 0 only (at most every 2 s, and at the end)."""
+
+    def __init__(self, total, comm, every_s=2.0):
+        self.total, self.done, self.every_s = total, 0, every_s
+        self.enabled = comm.rank == 0
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, n):
+        self.done += n
+        now = time.perf_counter()
+        if self.enabled and (now - self.last >= self.every_s or self.done >= self.total):
+            self.last = now
+            rate = self.done / max(now - self.t0, 1e-9)
+            log.info("prepared %d/%d frames (%.0f%%), %.0f frames/s", self.done, self.total,
+                     100.0 * self.done / max(self.total, 1), rate)

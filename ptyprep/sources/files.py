@@ -1,0 +1,244 @@
+"""The ``files`` source: one file per frame.
+
+Two layouts:
+
+* **ptypy tutorial folder** (``folder`` without ``pattern``): ``positions.txt``
+  holds lines ``filename y x`` (metres; file names relative to the folder;
+  blank lines and ``#`` comments ignored), ``geometry.txt`` holds ``key value``
+  lines (``energy`` keV, ``distance`` m, ``psize`` m, ``shape``; whatever is
+  there is used), and each frame is a ``.npy`` file.
+* **image series** (``pattern``): every file matching the glob pattern, in
+  natural order of the numbers in the names (``f_2`` before ``f_10``), read with
+  fabio (TIFF, CBF, EDF, ...) or numpy (``.npy``).  Positions come from a text
+  table ``positions_file`` (columns ``positions_columns``, default ``[0, 1]`` =
+  y, x; unit ``positions_unit``).
+
+Numbers given as options override ``geometry.txt``.  ``.npy`` frames are
+memory-mapped, so a ROI read touches only the window; other formats are decoded
+whole (their libraries cannot read a window) and cropped.
+"""
+
+import glob
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RecipeError, SourceError
+from ..source import ScanMeta, ScanSource
+from .hdf5 import LENGTH_UNITS, check_number, check_positions, natural_key, unit_factor, \
+    valid_from_mask
+
+log = logging.getLogger(__name__)
+
+GEOMETRY_KEYS = {"energy": "energy_keV", "distance": "distance_m", "psize": "psize_m"}
+
+
+def read_image(path, mmap=False):
+    """One 2-D image from ``path``: ``.npy`` via numpy (optionally memory-mapped), else fabio."""
+    path = str(path)
+    if not Path(path).is_file():
+        raise SourceError(f"frame file {path!r} does not exist; check positions.txt or the pattern")
+    if path.lower().endswith(".npy"):
+        return np.load(path, mmap_mode="r" if mmap else None)
+    import fabio  # only this layout needs it
+
+    try:
+        return fabio.open(path).data
+    except Exception as exc:  # fabio raises many types for unreadable files  # noqa: BLE001
+        raise SourceError(f"cannot read image {path!r} with fabio: {exc}") from exc
+
+
+def parse_positions_txt(path):
+    """``(names, (N, 2) positions)`` from a ptypy ``positions.txt`` (``filename y x`` lines)."""
+    names, pos = [], []
+    for k, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            pos.append((float(parts[1]), float(parts[2])))
+        except ValueError:
+            raise SourceError(f"{path}:{k}: expected 'filename y x', got {line!r}") from None
+        names.append(parts[0])
+    return names, np.array(pos, dtype=np.float64).reshape(-1, 2)
+
+
+def parse_geometry_txt(path):
+    """``{key: float}`` from ``key value`` lines of a ptypy ``geometry.txt``."""
+    out = {}
+    for k, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        try:
+            out[parts[0]] = float(parts[1])
+        except (IndexError, ValueError):
+            raise SourceError(f"{path}:{k}: expected 'key value', got {line!r}") from None
+    return out
+
+
+class FilesSource(ScanSource):
+    """Frames stored one per file (ptypy tutorial folder, or an image series).
+
+    Parameters
+    ----------
+    folder : str, optional
+        ptypy tutorial folder holding ``positions.txt`` and ``geometry.txt``.
+    pattern : str, optional
+        Glob pattern of the frame files (image series layout).
+    positions_file : str, optional
+        Positions table (series: columns ``positions_columns``; tutorial: overrides
+        ``folder/positions.txt``).
+    positions_unit : str
+        "m", "mm", "um" or "nm" (series layout; positions.txt is in metres).
+    positions_columns : [int, int]
+        Columns of y and x in ``positions_file``.
+    energy_keV, distance_m : float, optional
+        Override or supply the geometry.
+    psize_m : float or [y, x], optional
+        Detector pixel size in metres.
+    beam_center : [row, col], optional
+        Optical axis on the raw frame, pixels.
+    mask : str, optional
+        ``.npy`` or image file; ``mask == mask_valid_value`` marks usable pixels.
+    mask_valid_value : int
+        1 by default; 0 flips the polarity.
+    num_frames : int
+        Use only the first ``num_frames`` frames (0 = all).
+    label : str, optional
+        Scan name (default: the folder's or the pattern's parent's name).
+    """
+
+    path_options = ("folder", "pattern", "positions_file", "mask")
+
+    def __init__(self, folder=None, pattern=None, positions_file=None, positions_unit="m",
+                 positions_columns=(0, 1), energy_keV=None, distance_m=None, psize_m=None,
+                 beam_center=None, mask=None, mask_valid_value=1, num_frames=0, label=None):
+        if not folder and not pattern:
+            raise RecipeError("source 'files' needs folder (a ptypy positions.txt folder) or "
+                              "pattern (a glob of frame files)")
+        unit_factor(positions_unit, LENGTH_UNITS, "positions_unit")
+        cols = list(positions_columns) if isinstance(positions_columns, (list, tuple)) else []
+        if len(cols) != 2 or not all(isinstance(c, int) and c >= 0 for c in cols):
+            raise RecipeError(f"source option positions_columns = {positions_columns!r} is not "
+                              "valid; expected two column numbers [y, x] counted from 0")
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 0:
+            raise RecipeError(f"source option num_frames = {num_frames!r} is not valid; "
+                              "expected an integer >= 0 (0 = all frames)")
+        self.folder, self.pattern, self.positions_file = folder, pattern, positions_file
+        self.positions_unit, self.positions_columns = positions_unit, cols
+        self.options = dict(energy_keV=check_number("energy_keV", energy_keV, allow_path=False),
+                            distance_m=check_number("distance_m", distance_m, allow_path=False),
+                            psize_m=check_number("psize_m", psize_m, allow_path=False, pair=True))
+        if beam_center is not None:
+            if not (isinstance(beam_center, (list, tuple)) and len(beam_center) == 2):
+                raise RecipeError(f"source option beam_center = {beam_center!r} is not valid; "
+                                  "expected [row, col] in pixels")
+            check_number("beam_center", list(beam_center), allow_path=False, pair=True)
+        self.beam_center = beam_center
+        self.mask, self.mask_valid_value = mask, mask_valid_value
+        self.num_frames, self.label = num_frames, label
+        self._files = self._positions = self._meta = self._valid = None
+
+    # -- index of files and positions ---------------------------------------------------
+    def _index(self):
+        if self._files is not None:
+            return
+        if self.pattern:
+            files = sorted(glob.glob(str(self.pattern)), key=natural_key)
+            if not files:
+                raise SourceError(f"no file matches pattern {self.pattern!r}; check the folder "
+                                  "and the wildcard (relative to the recipe's folder)")
+            pos = self._read_table(files) if self.positions_file else None
+        else:
+            folder = Path(self.folder)
+            table = Path(self.positions_file or folder / "positions.txt")
+            if not table.is_file():
+                raise SourceError(f"{str(table)!r} does not exist; a ptypy data folder needs "
+                                  "positions.txt ('filename y x' lines), or give pattern=")
+            names, pos = parse_positions_txt(table)
+            files = [str(folder / n) for n in names]
+        if self.num_frames:
+            files = files[:self.num_frames]
+            pos = None if pos is None else pos[:self.num_frames]
+        self._files = files
+        self._positions = pos
+
+    def _read_table(self, files):
+        path = Path(self.positions_file)
+        if not path.is_file():
+            raise SourceError(f"positions_file {str(path)!r} does not exist; check the path")
+        try:
+            table = np.loadtxt(path, comments="#", ndmin=2)
+        except ValueError as exc:
+            raise SourceError(f"positions_file {str(path)!r} is not a numeric table: {exc}") from exc
+        if table.shape[1] <= max(self.positions_columns):
+            raise SourceError(f"positions_file {str(path)!r} has {table.shape[1]} column(s), but "
+                              f"positions_columns = {self.positions_columns}; fix the columns")
+        return table[:, self.positions_columns] * unit_factor(self.positions_unit, LENGTH_UNITS,
+                                                              "positions_unit")
+
+    def _geometry(self):
+        geo = {}
+        if self.folder and (Path(self.folder) / "geometry.txt").is_file():
+            raw = parse_geometry_txt(Path(self.folder) / "geometry.txt")
+            geo = {GEOMETRY_KEYS[k]: v for k, v in raw.items() if k in GEOMETRY_KEYS}
+        geo.update({k: v for k, v in self.options.items() if v is not None})
+        p = geo.get("psize_m")
+        if p is not None:
+            geo["psize_m"] = tuple(float(v) for v in p) if isinstance(p, list) else (float(p),) * 2
+        return geo
+
+    # -- ScanSource -------------------------------------------------------------------------
+    def read_meta(self):
+        if self._meta is None:
+            self._index()
+            first = read_image(self._files[0], mmap=True)
+            if first.ndim != 2:
+                raise SourceError(f"frame file {self._files[0]!r} holds shape {first.shape}, "
+                                  "expected one 2-D frame per file")
+            shape = tuple(int(s) for s in first.shape)
+            if self.mask is not None:
+                self._valid = valid_from_mask(read_image(self.mask), self.mask_valid_value, shape,
+                                              repr(self.mask))
+            geo = self._geometry()
+            bc = None if self.beam_center is None else tuple(float(v) for v in self.beam_center)
+            label = self.label or Path(self.folder or Path(self.pattern).parent).name
+            self._meta = ScanMeta(len(self._files), shape, first.dtype, geo.get("energy_keV"),
+                                  geo.get("distance_m"), geo.get("psize_m"), bc, label,
+                                  {"source": "files", "first_file": self._files[0]})
+        return self._meta
+
+    def read_positions(self):
+        n = self.read_meta().num_frames
+        if self._positions is None:
+            log.warning("no positions_file given for %s; using zeros", self.pattern)
+            return np.zeros((n, 2))
+        return check_positions(self._positions, n,
+                               repr(self.positions_file or f"{self.folder}/positions.txt"))
+
+    def read_valid(self):
+        self.read_meta()
+        return self._valid
+
+    def read_frames(self, indices, roi=None):
+        meta = self.read_meta()
+        h, w = meta.frame_shape
+        r0, r1, c0, c1 = (0, h, 0, w) if roi is None else roi
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= meta.num_frames):
+            raise SourceError(f"frame index {int(idx.max())} is outside the scan of "
+                              f"{meta.num_frames} frames")
+        out = np.empty((idx.size, r1 - r0, c1 - c0), dtype=meta.dtype)
+        for k, i in enumerate(idx.tolist()):
+            img = read_image(self._files[i], mmap=True)
+            if img.shape != (h, w):
+                raise SourceError(f"frame file {self._files[i]!r} has shape {img.shape}, the "
+                                  f"first frame has {(h, w)}; all frames must match")
+            out[k] = img[r0:r1, c0:c1]
+        return out

@@ -1,0 +1,198 @@
+"""Writer (and small readers) of the ``proc_data`` file; names come from the layout.
+
+All functions take an open ``h5py.File``; only one process writes (rank 0).
+Big datasets (``qphi``, ``Iq``) are pre-sized, chunked one frame per chunk,
+gzip-compressed (readable without plugins) and filled chunk by chunk.
+"""
+
+import h5py
+import numpy as np
+
+from ..compression import dataset_filters
+from ..errors import LayoutError
+from ..layout import procdata as L
+from ..integrate import phi_centres, phi_edges, q_edges
+
+
+def init_root(f, detectors, qgrid, nphi):
+    """Write the root attributes, or check them against an existing file.
+
+    Parameters
+    ----------
+    f : h5py.File
+    detectors : list of dict
+        ``Detector.to_json()`` of every detector.
+    qgrid : (Nq,) q centres, 1/Å;  nphi : int
+    """
+    if L.ATTR_QGRID in f.attrs:
+        old_q, old_n = np.asarray(f.attrs[L.ATTR_QGRID]), int(f.attrs[L.ATTR_NPHI])
+        if old_n != nphi or old_q.shape != np.shape(qgrid) or not np.allclose(old_q, qgrid):
+            raise LayoutError(f"{f.filename!r} was made with Nphi={old_n} and {old_q.size} q bins; "
+                              f"cannot continue it with Nphi={nphi} and {np.size(qgrid)} q bins "
+                              "(use a new output file)")
+    f.attrs[L.ATTR_LAYOUT] = L.LAYOUT_NAME
+    f.attrs[L.ATTR_LAYOUT_VERSION] = L.LAYOUT_VERSION
+    f.attrs[L.ATTR_DETECTORS] = L.to_json(detectors)
+    f.attrs[L.ATTR_QGRID] = np.asarray(qgrid, dtype=np.float64)
+    f.attrs[L.ATTR_NPHI] = np.int64(nphi)
+    f.attrs[L.ATTR_Q_UNIT] = L.Q_UNIT
+    f.attrs[L.ATTR_PHI_CONVENTION] = L.PHI_CONVENTION
+
+
+def read_root(f):
+    """``{"detectors", "qgrid", "nphi"}`` of a proc_data file."""
+    if L.ATTR_QGRID not in f.attrs:
+        raise LayoutError(f"{f.filename!r} is not a proc_data file (no @{L.ATTR_QGRID})")
+    return {"detectors": L.from_json(f.attrs[L.ATTR_DETECTORS]),
+            "qgrid": np.asarray(f.attrs[L.ATTR_QGRID], dtype=np.float64),
+            "nphi": int(f.attrs[L.ATTR_NPHI])}
+
+
+def samples(f):
+    """Imported sample names (groups with ``@source``), in file order."""
+    return [k for k in f if isinstance(f[k], h5py.Group) and L.ATTR_SOURCE in f[k].attrs]
+
+
+def write_sample(f, sn, source, header, scan):
+    """Create or refresh ``/{sn}`` with ``@source``, ``@header``, ``@scan`` and scan datasets."""
+    g = f.require_group(L.sample_path(sn))
+    g.attrs[L.ATTR_SOURCE] = str(source)
+    g.attrs[L.ATTR_HEADER] = L.to_json(header)
+    g.attrs[L.ATTR_SCAN] = L.to_json(scan)
+    sg = g.require_group(L.SCAN)
+    L.write_axis(sg, L.SCAN_SLOW, scan["slow_positions"], long_name=scan["slow_motor"])
+    L.write_axis(sg, L.SCAN_FAST, scan["fast_positions"], long_name=scan["fast_motor"])
+    return g
+
+
+def read_sample(f, sn):
+    """``{"source", "header", "scan"}`` of sample ``sn``."""
+    if sn not in f or L.ATTR_SOURCE not in f[sn].attrs:
+        raise LayoutError(f"sample {sn!r} is not in {f.filename!r}; samples: {samples(f)}")
+    a = f[sn].attrs
+    return {"source": str(a[L.ATTR_SOURCE]), "header": L.from_json(a[L.ATTR_HEADER]),
+            "scan": L.from_json(a[L.ATTR_SCAN])}
+
+
+def set_source(f, sn, source):
+    f[L.sample_path(sn)].attrs[L.ATTR_SOURCE] = str(source)
+
+
+def _frames_dataset(parent, name, shape, compression):
+    if name in parent:
+        ds = parent[name]
+        if ds.shape == shape:
+            return ds
+        del parent[name]
+    ds = parent.create_dataset(name, shape=shape, dtype=np.float32, fillvalue=np.nan,
+                               chunks=(1,) + shape[1:], **dataset_filters(compression))
+    ds.attrs[L.ATTR_FRAMES_DONE] = np.int64(0)
+    return ds
+
+
+def create_qphi(f, sn, n_frames, qgrid, nphi, sub=L.MERGED, compression="gzip"):
+    """Pre-size ``qphi/<sub>/d`` ``(N, Nphi, Nq)`` with its axes; returns the dataset."""
+    qg = f.require_group(f"{L.sample_path(sn)}/{L.QPHI}")
+    qg.attrs[L.ATTR_XC], qg.attrs[L.ATTR_YC] = np.asarray(qgrid, float), phi_centres(nphi)
+    qg.attrs[L.ATTR_XC_LABEL], qg.attrs[L.ATTR_YC_LABEL] = "q", "phi"
+    g = f.require_group(L.qphi_group(sn, sub))
+    ds = _frames_dataset(g, L.SIGNAL, (n_frames, nphi, len(qgrid)), compression)
+    L.write_axis(g, L.AXIS_Q, qgrid, units=L.Q_UNIT)
+    L.write_axis(g, L.AXIS_PHI, phi_centres(nphi), units="degree")
+    L.write_axis(g, L.AXIS_Q_EDGES, q_edges(qgrid), units=L.Q_UNIT)
+    L.write_axis(g, L.AXIS_PHI_EDGES, phi_edges(nphi), units="degree")
+    L.set_nxdata(g, L.SIGNAL, [".", L.AXIS_PHI, L.AXIS_Q])
+    return ds
+
+
+def create_iq(f, sn, n_frames, qgrid, sub=L.MERGED, compression="gzip"):
+    """Pre-size ``Iq/<sub>`` ``(N, Nq)`` with the ``q`` axis beside it."""
+    g = f.require_group(f"{L.sample_path(sn)}/{L.IQ}")
+    g.attrs[L.ATTR_QGRID] = np.asarray(qgrid, float)
+    ds = _frames_dataset(g, sub, (n_frames, len(qgrid)), compression)
+    L.write_axis(g, L.AXIS_Q, qgrid, units=L.Q_UNIT)
+    L.set_nxdata(g, sub, [".", L.AXIS_Q])
+    return ds
+
+
+def write_rows(ds, start, rows):
+    """Write ``rows`` at ``ds[start:]`` and advance ``@frames_done``."""
+    ds[start:start + len(rows)] = rows
+    done = max(int(ds.attrs.get(L.ATTR_FRAMES_DONE, 0)), start + len(rows))
+    ds.attrs[L.ATTR_FRAMES_DONE] = np.int64(done)
+
+
+def frames_done(f, path):
+    """Frames already written in dataset ``path`` (0 if absent)."""
+    return int(f[path].attrs.get(L.ATTR_FRAMES_DONE, 0)) if path in f else 0
+
+
+def write_attr(f, sn, name, values):
+    """(Re)write ``attrs/<name>`` (``(N,)`` or ``(N, k)`` float64)."""
+    g = f.require_group(f"{L.sample_path(sn)}/{L.ATTRS}")
+    if name in g:
+        del g[name]
+    g.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+
+
+def read_attr(f, sn, name):
+    path = L.attr_path(sn, name)
+    if path not in f:
+        have = list(f[f"{L.sample_path(sn)}/{L.ATTRS}"]) if f"{sn}/{L.ATTRS}" in f else []
+        raise LayoutError(f"attribute {name!r} of sample {sn!r} does not exist; "
+                          f"extract it first (existing: {have})")
+    return np.asarray(f[path][()])
+
+
+def _image_group(f, path, data, ycoords, xcoords, ylabel, xlabel, compression="gzip"):
+    if path in f:
+        del f[path]
+    g = f.require_group(path)
+    data = np.asarray(data, dtype=np.float64)
+    g.create_dataset(L.SIGNAL, data=data, **dataset_filters(compression))
+    L.write_axis(g, L.AXIS_Y, ycoords, long_name=ylabel)
+    L.write_axis(g, L.AXIS_X, xcoords, long_name=xlabel)
+    axes = ["."] * (data.ndim - 2) + [L.AXIS_Y, L.AXIS_X]
+    L.set_nxdata(g, L.SIGNAL, axes)
+    return g
+
+
+def _coords_attrs(g, xcoords, ycoords, xlabel, ylabel):
+    g.attrs[L.ATTR_XC], g.attrs[L.ATTR_YC] = np.asarray(xcoords, float), np.asarray(ycoords, float)
+    g.attrs[L.ATTR_XC_LABEL], g.attrs[L.ATTR_YC_LABEL] = str(xlabel), str(ylabel)
+
+
+def write_map(f, sn, name, data, slow, fast, slow_motor, fast_motor, **attrs):
+    """Write ``maps/<name>/d`` ``(n_slow, n_fast)`` (or ``(k, ...)``) with motor axes."""
+    mg = f.require_group(f"{L.sample_path(sn)}/{L.MAPS}")
+    if L.ATTR_XC in mg.attrs and (len(mg.attrs[L.ATTR_XC]) != len(fast)
+                                  or len(mg.attrs[L.ATTR_YC]) != len(slow)):
+        raise LayoutError(f"map {name!r} of {sn!r} is on a grid of shape {(len(slow), len(fast))}, "
+                          "unlike the maps already there; every map of a sample shares one grid")
+    _coords_attrs(mg, fast, slow, fast_motor, slow_motor)
+    g = _image_group(f, L.map_group(sn, name), data, slow, fast, slow_motor, fast_motor)
+    for k, v in attrs.items():
+        g.attrs[k] = v
+    return g
+
+
+def read_map(f, sn, name):
+    """``(data, slow, fast, slow_motor, fast_motor, attrs)`` of ``maps/<name>``."""
+    path = L.map_group(sn, name)
+    if path not in f:
+        raise LayoutError(f"map {name!r} of sample {sn!r} does not exist; "
+                          "make it with make_map_from_attr first")
+    g = f[path]
+    return (g[L.SIGNAL][()], g[L.AXIS_Y][()], g[L.AXIS_X][()],
+            str(g[L.AXIS_Y].attrs.get(L.ATTR_LONG_NAME, "")),
+            str(g[L.AXIS_X].attrs.get(L.ATTR_LONG_NAME, "")), dict(g.attrs))
+
+
+def write_tomo(f, sn, name, image, coords, label, rot_cen, algorithm):
+    """Write ``tomo/<name>/d`` ``(n, n)`` with translation coordinates on both axes."""
+    tg = f.require_group(f"{L.sample_path(sn)}/{L.TOMO}")
+    _coords_attrs(tg, coords, coords, label, label)
+    g = _image_group(f, L.tomo_group(sn, name), image, coords, coords, label, label)
+    g.attrs[L.ATTR_ROT_CEN] = float(rot_cen)
+    g.attrs[L.ATTR_ALGORITHM] = algorithm
+    return g

@@ -1,0 +1,265 @@
+"""Writing and reading ``.ptyd`` files in append, link and merge mode.
+
+* ``append``: ``chunks/<k>`` groups inside the master file (rank 0 writes).
+* ``link``: every rank writes the part files of its own share; the master holds
+  ``chunks/<k>`` = external link to ``(<bare part name>, '/')``.
+* ``merge``: one chunk ``chunks/0`` whose datasets grow as frames arrive.
+
+A run writes its master under a hidden temporary name (``.<name>.incomplete``)
+and renames it at the end, so a failed run leaves nothing a reader would take
+for a complete file.  Part files are written as ``<part>.tmp`` and renamed.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..compression import dataset_filters
+from ..errors import LayoutError, OutputError, SourceError
+from ..layout import ptyd as L
+
+log = logging.getLogger(__name__)
+
+
+def incomplete_name(path):
+    """Temporary name of a master file while it is being written."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.incomplete")
+
+
+def part_name(dfile, part, part_format="{dfile}.part{part:03d}"):
+    """Bare file name of part number ``part`` of master ``dfile`` (no folder)."""
+    name = part_format.format(dfile=Path(dfile).name, part=part)
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise OutputError(f"output.part_format gives {name!r}; it must be a bare file name "
+                          "so links resolve next to the master file")
+    return name
+
+
+def check_output(path, overwrite):
+    """Raise OutputError if ``path`` cannot be written (before anything is touched)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"output {str(path)!r} exists; set output.overwrite = true "
+                          "(or --set output.overwrite=true) or choose another output.dfile")
+    if path.is_dir():
+        raise OutputError(f"output {str(path)!r} is a directory; output.dfile must name a file")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {str(parent)!r} is not writable; "
+                          "choose another output.dfile")
+
+
+def part_numbers(counts_per_chunk, first_part=0):
+    """Part number of every non-empty (chunk, rank) share, in scan order.
+
+    Parameters
+    ----------
+    counts_per_chunk : list of (size,) int arrays
+        Frames each rank holds in each chunk.
+
+    Returns
+    -------
+    list of (size,) int arrays, -1 where a share is empty.
+    """
+    numbers, nxt = [], first_part
+    for counts in counts_per_chunk:
+        row = np.full(len(counts), -1, dtype=np.int64)
+        for r, c in enumerate(counts):
+            if c:
+                row[r] = nxt
+                nxt += 1
+        numbers.append(row)
+    return numbers
+
+
+class PtydWriter:
+    """Collective writer of one ``.ptyd`` file.
+
+    Every rank constructs it and calls :meth:`write_share` for every chunk (with
+    its own, possibly empty, share) and then :meth:`close`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Final master file.
+    meta : dict
+        ``meta/`` content (see :func:`ptyprep.layout.ptyd.write_meta`).
+    info : dict
+        Provenance written under ``info/``.
+    comm : communicator
+    save : {"append", "link", "merge"}
+    compression : str
+    part_format : str
+    """
+
+    def __init__(self, path, meta, info, comm, save="append", compression="gzip",
+                 overwrite=False, part_format="{dfile}.part{part:03d}"):
+        self.path = Path(path)
+        self.meta, self.info, self.comm = meta, info, comm
+        self.save, self.part_format = save, part_format
+        self.filters = dataset_filters(compression)
+        self.overwrite = overwrite
+        self.tmp = incomplete_name(self.path)
+        self.parts_written = []
+        self.next_part = 0
+        self.frames_written = 0
+        self._h5 = None
+        self._open()
+
+    def _open(self):
+        if self.comm.rank == 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.tmp.exists():
+                self.tmp.unlink()
+            self._h5 = h5py.File(self.tmp, "w", libver="latest")
+            L.write_meta(self._h5, self.meta)
+            L.dict_group(self._h5, L.CHUNKS)
+            self._h5.flush()
+        self.comm.barrier()
+
+    def write_share(self, chunk, stack, counts):
+        """Write this rank's share of chunk number ``chunk``.
+
+        Parameters
+        ----------
+        chunk : int
+            Chunk number (0, 1, ...), the same on every rank.
+        stack : FrameStack
+            This rank's prepared share (may hold zero frames).
+        counts : (size,) int array
+            Frames held by each rank in this chunk.
+        """
+        weights = stack.valid_stack.astype(np.uint8)
+        arrays = (np.ascontiguousarray(stack.data), np.ascontiguousarray(weights),
+                  stack.positions, stack.indices)
+        if self.save == "link":
+            self._write_link(arrays, counts)
+        else:
+            gathered = [self.comm.gatherv(a) for a in arrays]
+            if self.comm.rank == 0 and len(gathered[3]):
+                self._write_master(chunk, gathered)
+        self.frames_written += int(np.sum(counts))
+
+    def _write_master(self, chunk, arrays):
+        chunks = self._h5[L.CHUNKS]
+        if self.save == "merge":
+            if "0" in chunks:
+                L.append_chunk_arrays(chunks["0"], *arrays)
+            else:
+                L.write_chunk_arrays(chunks.create_group("0"), *arrays, self.filters, resizable=True)
+        else:
+            L.write_chunk_arrays(chunks.create_group(L.chunk_name(chunk)), *arrays, self.filters)
+        self._h5.flush()
+
+    def _write_link(self, arrays, counts):
+        numbers = part_numbers([counts], self.next_part)[0]
+        self.next_part += int((numbers >= 0).sum())
+        mine = numbers[self.comm.rank]
+        if mine >= 0:
+            name = part_name(self.path, mine, self.part_format)
+            target = self.path.parent / name
+            tmp = target.with_name(name + ".tmp")
+            with h5py.File(tmp, "w") as part:
+                L.write_chunk_arrays(part, *arrays, self.filters)
+            os.replace(tmp, target)
+            self.parts_written.append(target)
+        if self.comm.rank == 0:
+            for part in numbers[numbers >= 0]:
+                self._h5[L.CHUNKS][L.chunk_name(part)] = h5py.ExternalLink(
+                    part_name(self.path, part, self.part_format), "/")
+            self._h5.flush()
+
+    def close(self, info_extra=None):
+        """Finish the file: provenance, end-of-scan record, rename into place."""
+        self.comm.barrier()
+        if self.comm.rank == 0:
+            info = dict(self.info, **(info_extra or {}))
+            info["frames_written"] = np.int64(self.frames_written)
+            info["complete"] = np.int64(1)
+            L.write_info(self._h5, info)
+            self._h5.close()
+            self._h5 = None
+            os.replace(self.tmp, self.path)
+        self.comm.barrier()
+
+    def abandon(self):
+        """Remove what this rank wrote (after a failure)."""
+        if self._h5 is not None:
+            try:
+                self._h5.close()
+            finally:
+                self._h5 = None
+            self.tmp.unlink(missing_ok=True)
+        for part in self.parts_written:
+            part.unlink(missing_ok=True)
+
+
+def remove_previous(path, part_format="{dfile}.part{part:03d}"):
+    """Delete an existing master and the part files its links point to (overwrite)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        with h5py.File(path, "r") as h5:
+            chunks = h5.get(L.CHUNKS, {})
+            targets = [chunks.get(k, getlink=True) for k in chunks]
+            names = [t.filename for t in targets if isinstance(t, h5py.ExternalLink)]
+    except OSError:
+        names = []
+    for name in names:
+        if Path(name).name == name:
+            (path.parent / name).unlink(missing_ok=True)
+    path.unlink()
+
+
+def read_ptyd(path):
+    """Read a prepared scan back.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.ptyd`` file in any save mode; external links resolve next to it.
+
+    Returns
+    -------
+    dict
+        ``meta`` (dict), ``data`` (M, N, N), ``weights`` (M, N, N) bool,
+        ``positions`` (M, 2) metres, ``indices`` (M,) int64 — chunks concatenated in
+        ``int(name)`` order, dangling links (parts not yet written) skipped — and
+        ``info`` (dict of the provenance group, if present).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"no .ptyd file at {str(path)!r}")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise LayoutError(f"{str(path)!r} is not an HDF5 file: {exc}") from exc
+    with h5:
+        if L.META not in h5 or L.CHUNKS not in h5:
+            raise LayoutError(f"{str(path)!r} is not a .ptyd file: it has no meta/ and chunks/ groups")
+        meta = {k: L.read_value(v) for k, v in h5[L.META].items()}
+        info = {k: L.read_value(v) for k, v in h5[L.INFO].items()} if L.INFO in h5 else {}
+        pieces = []
+        for name in sorted(h5[L.CHUNKS], key=int):
+            try:
+                group = h5[L.CHUNKS][name]
+            except KeyError:  # dangling external link: part not written yet
+                continue
+            pieces.append(L.read_chunk_arrays(group))
+    if pieces:
+        out = {k: np.concatenate([p[k] for p in pieces]) for k in L.CHUNK_ARRAYS}
+    else:
+        n = int(meta["shape"][0])
+        out = {L.DATA: np.zeros((0, n, n)), L.WEIGHTS: np.zeros((0, n, n), np.uint8),
+               L.POSITIONS: np.zeros((0, 2)), L.INDICES: np.zeros(0, np.int64)}
+    out[L.WEIGHTS] = out[L.WEIGHTS] > 0
+    out[L.INDICES] = out[L.INDICES].astype(np.int64)
+    out["meta"], out["info"] = meta, info
+    return out
