@@ -26,6 +26,9 @@ def parse_orientation(orientation):
             raise ValueError(f"orientation {orientation} is out of range; use 0..7 "
                              "(bit 4 transpose, bit 2 flipud, bit 1 fliplr) or a triple")
         return ORIENTATIONS[int(orientation)]
+    if not isinstance(orientation, (str, bytes)) and not hasattr(orientation, "__iter__"):
+        raise ValueError(f"orientation must be an integer 0..7 or a triple "
+                         f"[transpose, flipud, fliplr], got {orientation!r}")
     triple = tuple(orientation)
     if len(triple) != 3 or not all(isinstance(t, (bool, np.bool_, int)) and t in (0, 1)
                                    for t in triple):

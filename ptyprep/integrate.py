@@ -346,7 +346,7 @@ class StackIntegrator:
         nrows = n * self.nphi if dim == 2 else n
         mat = sp.csr_matrix((np.array(data, dtype=np.float32), np.array(indices), np.array(indptr)),
                             shape=(nrows, self.valid.size))
-        ai.reset_engines() if hasattr(ai, "reset_engines") else ai.engines.clear()
+        ai.reset_engines()                       # the LUT is ours now; free pyFAI's copy
         return mat
 
     def _build(self, dim):

@@ -10,6 +10,7 @@ relative to the folder of the recipe file.
 """
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,11 @@ def _apply_override(raw, key, value):
         raise RecipeError(f"override {key!r} must be section.key, e.g. prep.rebin")
     if isinstance(value, str):
         value = _toml_value(value)
-    raw.setdefault(section, {})[name] = value
+    table = raw.setdefault(section, {})
+    if not isinstance(table, dict):
+        raise RecipeError(f"cannot override {key!r}: recipe entry {section!r} is not a "
+                          f"[{section}] table")
+    table[name] = value
 
 
 def _toml_value(text):
@@ -247,11 +252,12 @@ def _check_prep(prep):
             raise RecipeError(f"prep.center {center!r} is not one of {', '.join(CENTER_MODES)} "
                               "or a [row, col] pair")
     elif (isinstance(center, (list, tuple)) and len(center) == 2
-          and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in center)):
+          and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in center)
+          and all(math.isfinite(c) for c in center)):
         center = (float(center[0]), float(center[1]))
     else:
         raise RecipeError(f"prep.center must be one of {', '.join(CENTER_MODES)} or a "
-                          f"[row, col] pair of numbers, got {center!r}")
+                          f"[row, col] pair of numbers (finite), got {center!r}")
     if not 1 <= prep.rebin <= 32:
         raise RecipeError(f"prep.rebin={prep.rebin} is outside 1..32; choose a small divisor "
                           "of the cropped frame size")

@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import os
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -40,16 +41,16 @@ def _load(target):
     return getattr(importlib.import_module(module), attr)
 
 
-def _experiments_dir():
-    here = Path(__file__).resolve().parent.parent / "experiments"
-    return here if here.is_dir() else None
+def experiment_dirs():
+    """Folders whose ``*.py`` beamline modules are imported: the repository's
+    ``experiments/`` and those listed in ``PTYPREP_EXPERIMENTS`` (``os.pathsep``-separated)."""
+    folders = [Path(__file__).resolve().parent.parent / "experiments"]
+    folders += [Path(p) for p in os.environ.get("PTYPREP_EXPERIMENTS", "").split(os.pathsep) if p]
+    return [f for f in folders if f.is_dir()]
 
 
 def _import_experiments():
-    folder = _experiments_dir()
-    if folder is None:
-        return
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(p for folder in experiment_dirs() for p in folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
         spec = importlib.util.spec_from_file_location(f"ptyprep_experiments.{path.stem}", path)

@@ -15,6 +15,7 @@ import numpy as np
 from . import pipeline
 from ._version import __version__
 from .comm import world
+from .compression import dataset_filters
 from .errors import SourceError
 from .layout.ptyd import CONVENTIONS
 from .loadmanager import LoadManager
@@ -149,6 +150,7 @@ def run(recipe, comm=None):
 
     dfile = recipe.path(recipe.output.dfile)
     check_output(dfile, recipe.output.overwrite)
+    dataset_filters(recipe.output.compression)
     t0 = time.perf_counter()
     with open_source(recipe) as source:
         plan = make_plan(recipe, source)

@@ -341,3 +341,19 @@ def test_real_aps_single_frame(shared_data):
         with h5py.File(path, "r") as f:
             ref = f["/entry/data/data"][()]
         np.testing.assert_array_equal(src.read_frames([0])[0], ref)
+
+
+def test_registry_resolves_other_file_specs(single, tmp_path):
+    """A relative ``file::path`` in any path-valued option is taken from the recipe folder."""
+    src = make_source("hdf5", {"path": "scan.h5", "positions": "scan.h5::/entry/sample/pos",
+                               "distance_m": "scan.h5::/entry/inst/distance",
+                               "psize_m": 75e-6, "beam_center": [1, 2]}, base_dir=str(tmp_path))
+    with src:
+        assert src.read_meta().distance_m == pytest.approx(5.0)
+        assert src.read_meta().beam_center == (1.0, 2.0)
+        np.testing.assert_allclose(src.read_positions(), positions())
+
+
+def test_quoted_number_is_rejected():
+    with pytest.raises(RecipeError, match="quoted number"):
+        HDF5Source("a.h5", energy_keV="8.8")

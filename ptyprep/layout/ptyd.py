@@ -34,8 +34,8 @@ def set_type(node, kind):
 
 
 def dict_group(parent, name):
-    """Create (or open) a group that h5rw reads as a dict."""
-    group = parent.require_group(name)
+    """Create (or open) a group that h5rw reads as a dict; members keep creation order."""
+    group = parent[name] if name in parent else parent.create_group(name, track_order=True)
     set_type(group, "dict")
     return group
 

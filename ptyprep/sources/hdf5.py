@@ -109,6 +109,14 @@ def check_number(name, value, allow_path=True, pair=False):
     def ok(v):
         return (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
             allow_path and isinstance(v, str) and v.strip() != "")
+    if isinstance(value, str) and allow_path:
+        try:
+            float(value)
+        except ValueError:
+            pass
+        else:
+            raise RecipeError(f"source option {name} = {value!r} is a quoted number; write it "
+                              "without quotes, or give an HDF5 path")
     if value is None or ok(value):
         return value
     if pair and isinstance(value, (list, tuple)) and len(value) == 2 and all(ok(v) for v in value):
@@ -154,8 +162,8 @@ class H5Files:
             obj = f[inner]
         except (KeyError, ValueError) as exc:
             raise SourceError(f"{what}: {inner!r} not found in {fname!r} (missing dataset, or a "
-                              "dangling external link); check the HDF5 path with "
-                              "`h5ls -r` or `ptyprep inspect`") from exc
+                              "dangling external link); check the HDF5 path (absolute, starting "
+                              "with '/') with `h5ls -r` or `ptyprep inspect`") from exc
         if unit is None:
             u = obj.attrs.get("units")
             unit = u.decode() if isinstance(u, bytes) else (None if u is None else str(u))
@@ -270,7 +278,10 @@ class HDF5Source(ScanSource):
     positions_unit : str, optional
         "m", "mm", "um" or "nm"; default: the dataset's ``units`` attribute, else "m".
     mask : str, optional
-        Mask dataset path, ``"file.h5::/path"``, or a ``.npy`` file.
+        Mask dataset path (absolute: ``/...``), ``"file.h5::/path"``, or a ``.npy`` file.
+        Every option that may hold an HDF5 path is in ``path_options``: a relative
+        ``file.h5::`` part is taken from the recipe's folder, so HDF5 paths must be
+        absolute.
     mask_valid_value : int
         Mask value that marks a usable pixel (1; use 0 for "nonzero = bad").
     energy_keV, distance_m : float or str, optional
@@ -287,7 +298,9 @@ class HDF5Source(ScanSource):
         Accept a 2-D ``(H, W)`` frames dataset as a one-frame scan.
     """
 
-    path_options = ("path", "mask")
+    #: Relative HDF5 paths would be taken for files here: HDF5 paths must start with "/".
+    path_options = ("path", "mask", "positions", "positions_y", "positions_x", "energy_keV",
+                    "distance_m", "psize_m", "beam_center")
 
     def __init__(self, path, frames="/entry/data/data", positions=None, positions_y=None,
                  positions_x=None, positions_unit=None, mask=None, mask_valid_value=1,

@@ -50,6 +50,9 @@ def check_output(path, overwrite):
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot create the output folder: {str(parent)!r} is a file; "
+                          "choose another output.dfile")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"output directory {str(parent)!r} is not writable; "
                           "choose another output.dfile")

@@ -1,0 +1,191 @@
+"""The ``[saxs]`` section of a recipe: typed, validated on every rank.
+
+```toml
+[saxs]
+qgrid = [[0.005, 0.3, 0.002], [0.31, 2.5, 0.01]]   # segments [q0, q1, step], 1/Å
+nphi = 60                                          # even
+split = "bbox"                                     # pyFAI pixel splitting: no | bbox | full
+detectors = [{dataset = "pil1M_image", poni = "saxs.poni", valid = "saxs_valid.npy", scale = 1.0}]
+raw_files = []                                     # default: [source] path
+force_uniform_steps = true
+prec = 0.001
+attrs = [{name = "int_saxs", func = "get_roi", data_key = "qphi", sub_key = "merged",
+          kwargs = {qphirange = [0.02, 0.05, -180, 180]}}]
+maps = ["transmission", "absorption", "int_saxs"]
+save_overall = true
+tomo = ["absorption"]
+tomo_algorithm = "fbp"                             # or "sart"
+```
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..errors import RecipeError
+
+DETECTOR_KEYS = ("dataset", "poni", "valid", "scale", "name", "polarization_factor",
+                 "solid_angle", "dark", "flat")
+ATTR_KEYS = ("name", "func", "data_key", "sub_key", "kwargs")
+ATTR_FUNCS = ("get_roi", "hop", "iq_mean", "iphi_mean", "iphi")
+
+
+@dataclass(frozen=True)
+class SaxsSection:
+    """``[saxs]``: detectors, q-φ grid and the analysis chain (see module docstring)."""
+
+    detectors: tuple = ()
+    qgrid: tuple = ()
+    nphi: int = 60
+    split: str = "bbox"
+    raw_files: tuple = ()
+    force_uniform_steps: bool = True
+    prec: float = 0.001
+    normalize_monitor: bool = False
+    attrs: tuple = ()
+    maps: tuple = ()
+    save_overall: bool = True
+    correct_for_transmission: bool = False
+    ref_trans: Optional[float] = None
+    tomo: tuple = ()
+    tomo_algorithm: str = "fbp"
+    tomo_center: Optional[float] = None
+    replace_path: tuple = ()
+    background: str = ""
+    background_data_keys: tuple = ("Iq",)
+
+    def to_dict(self):
+        """Plain dict (TOML-like), for provenance."""
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def _plain(v):
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def _number(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise RecipeError(f"{name} must be a number, got {v!r}")
+    return float(v)
+
+
+def _str_list(name, v):
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise RecipeError(f"{name} must be a list of strings, got {v!r}")
+    return tuple(v)
+
+
+def _check_keys(name, table, valid):
+    if not isinstance(table, dict):
+        raise RecipeError(f"{name} must be a table, got {table!r}")
+    unknown = sorted(set(table) - set(valid))
+    if unknown:
+        raise RecipeError(f"unknown key(s) {', '.join(name + '.' + k for k in unknown)}; "
+                          f"valid keys: {', '.join(valid)}")
+
+
+def _detectors(value):
+    if not isinstance(value, (list, tuple)) or not value:
+        raise RecipeError("saxs.detectors must be a non-empty array of tables, e.g. "
+                          "[{dataset = 'pil1M_image', poni = 'saxs.poni'}]")
+    out = []
+    for i, d in enumerate(value):
+        _check_keys(f"saxs.detectors[{i}]", d, DETECTOR_KEYS)
+        if not isinstance(d.get("dataset"), str) or not isinstance(d.get("poni"), str):
+            raise RecipeError(f"saxs.detectors[{i}] needs dataset and poni strings, got {d!r}")
+        out.append(dict(d))
+    return tuple(out)
+
+
+def _qgrid(value):
+    if not isinstance(value, (list, tuple)) or not value:
+        raise RecipeError("saxs.qgrid must be a list of segments [q0, q1, step] in 1/Å, "
+                          "e.g. [[0.005, 0.3, 0.002]]")
+    segs = []
+    for i, seg in enumerate(value):
+        if not isinstance(seg, (list, tuple)) or len(seg) != 3:
+            raise RecipeError(f"saxs.qgrid[{i}] = {seg!r} must be [q0, q1, step]")
+        q0, q1, step = (_number(f"saxs.qgrid[{i}]", x) for x in seg)
+        if not (0 <= q0 < q1 and step > 0):
+            raise RecipeError(f"saxs.qgrid[{i}] = {list(seg)} must have 0 <= q0 < q1 and step > 0")
+        if segs and q0 <= segs[-1][1]:
+            raise RecipeError(f"saxs.qgrid segments must increase: segment {i} starts at {q0} "
+                              f"<= {segs[-1][1]}")
+        segs.append((q0, q1, step))
+    return tuple(segs)
+
+
+def _attrs(value):
+    if not isinstance(value, (list, tuple)):
+        raise RecipeError(f"saxs.attrs must be an array of tables, got {value!r}")
+    out = []
+    for i, a in enumerate(value):
+        _check_keys(f"saxs.attrs[{i}]", a, ATTR_KEYS)
+        name = a.get("name")
+        if not (isinstance(name, str) or (isinstance(name, list) and name
+                                          and all(isinstance(n, str) for n in name))):
+            raise RecipeError(f"saxs.attrs[{i}].name must be a string (or list of strings), got {name!r}")
+        if a.get("func") not in ATTR_FUNCS:
+            raise RecipeError(f"saxs.attrs[{i}].func = {a.get('func')!r} is not one of "
+                              f"{', '.join(ATTR_FUNCS)}")
+        if a.get("data_key", "qphi") not in ("qphi", "Iq"):
+            raise RecipeError(f"saxs.attrs[{i}].data_key = {a.get('data_key')!r} must be 'qphi' or 'Iq'")
+        if not isinstance(a.get("kwargs", {}), dict):
+            raise RecipeError(f"saxs.attrs[{i}].kwargs must be a table")
+        out.append({"name": name, "func": a["func"], "data_key": a.get("data_key", "qphi"),
+                    "sub_key": a.get("sub_key", "merged"), "kwargs": dict(a.get("kwargs", {}))})
+    return tuple(out)
+
+
+def parse_saxs_section(table):
+    """Validate the ``[saxs]`` table into a :class:`SaxsSection` (RecipeError on bad input)."""
+    fields = [f.name for f in dataclasses.fields(SaxsSection)]
+    _check_keys("saxs", table, fields)
+    t = dict(table)
+    values = {}
+    if "detectors" not in t or "qgrid" not in t:
+        raise RecipeError("[saxs] needs detectors and qgrid (see docs/saxs.md for an example)")
+    values["detectors"] = _detectors(t.pop("detectors"))
+    values["qgrid"] = _qgrid(t.pop("qgrid"))
+    nphi = t.pop("nphi", 60)
+    if isinstance(nphi, bool) or not isinstance(nphi, int) or nphi < 2 or nphi % 2:
+        raise RecipeError(f"saxs.nphi = {nphi!r} must be an even integer >= 2 (e.g. 60), so that "
+                          "a 180° roll is exact")
+    values["nphi"] = nphi
+    if "attrs" in t:
+        values["attrs"] = _attrs(t.pop("attrs"))
+    for key in ("raw_files", "maps", "tomo", "background_data_keys"):
+        if key in t:
+            values[key] = _str_list(f"saxs.{key}", t.pop(key))
+    for key in ("force_uniform_steps", "save_overall", "correct_for_transmission",
+                "normalize_monitor"):
+        if key in t:
+            if not isinstance(t[key], bool):
+                raise RecipeError(f"saxs.{key} must be true or false, got {t[key]!r}")
+            values[key] = t.pop(key)
+    for key in ("prec", "ref_trans", "tomo_center"):
+        if key in t:
+            values[key] = _number(f"saxs.{key}", t.pop(key))
+    if values.get("prec", 1.0) <= 0:
+        raise RecipeError(f"saxs.prec = {values['prec']} must be > 0 (motor units, e.g. 0.001)")
+    if t.get("split", "bbox") not in ("no", "bbox", "full"):
+        raise RecipeError(f"saxs.split = {t['split']!r} is not one of no, bbox, full")
+    if t.get("tomo_algorithm", "fbp") not in ("fbp", "sart"):
+        raise RecipeError(f"saxs.tomo_algorithm = {t['tomo_algorithm']!r} must be 'fbp' or 'sart'")
+    if "replace_path" in t:
+        rp = _str_list("saxs.replace_path", t.pop("replace_path"))
+        if len(rp) != 2:
+            raise RecipeError(f"saxs.replace_path must be [old, new], got {list(rp)}")
+        values["replace_path"] = rp
+    for key in ("split", "tomo_algorithm", "background"):
+        if key in t:
+            if not isinstance(t[key], str):
+                raise RecipeError(f"saxs.{key} must be a string, got {t[key]!r}")
+            values[key] = t.pop(key)
+    return SaxsSection(**values)

@@ -1,0 +1,186 @@
+"""The command line: every bad input is one line `ptyprep: error: ...`, exit status 2, nothing written."""
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from ptyprep.cli import main
+
+GOOD = """\
+[source]
+name = "simulate"
+num_frames = 12
+kind = "index"
+[prep]
+shape = 64
+[output]
+dfile = "out/scan.ptyd"
+chunk_frames = 5
+"""
+
+
+def write_recipe(tmp_path, text=GOOD, name="r.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def run_main(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def assert_bad_input(capsys, tmp_path, *args, match):
+    code, out, err = run_main(capsys, *args)
+    assert code == 2, (out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ptyprep: error: "), err
+    assert "Traceback" not in err
+    assert match in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def make_h5(tmp_path, frames_shape=(6, 32, 32), n_pos=6, nan_at=None):
+    path = tmp_path / "raw.h5"
+    with h5py.File(path, "w") as h5:
+        h5["/entry/data/data"] = np.arange(np.prod(frames_shape), dtype=np.uint16).reshape(frames_shape)
+        pos = np.stack([np.arange(n_pos), -np.arange(n_pos)], axis=1) * 1e-6
+        if nan_at is not None:
+            pos[nan_at] = np.nan
+        h5["/entry/sample/positions"] = pos
+    return path
+
+
+H5_RECIPE = """\
+[source]
+name = "hdf5"
+path = "raw.h5"
+frames = "{frames}"
+positions = "/entry/sample/positions"
+energy_keV = 8.0
+distance_m = 2.0
+psize_m = 75e-6
+beam_center = [16, 16]
+[prep]
+shape = 16
+[output]
+dfile = "out/scan.ptyd"
+"""
+
+
+@pytest.mark.parametrize("override, match", [
+    ("prep.shape=0", "prep.shape must be positive"),
+    ("prep.shape=-4", "prep.shape must be positive"),
+    ("prep.rebin=33", "outside 1..32"),
+    ("prep.rebin=0", "outside 1..32"),
+    ("prep.rebin=3", "does not divide"),
+    ("prep.orientation=8", "out of range"),
+    ("prep.center=[500, 3]", "outside the raw frame"),
+    ("prep.bogus=1", "valid keys of [prep]: shape, center"),
+    ("prep.rebin=two", "prep.rebin must be an integer"),
+    ("output.overwrite=1", "output.overwrite must be true or false"),
+    ("output.compression=zstd", "is not one of none, gzip"),
+    ("source.name=nope", "unknown source 'nope'; known sources: cxi, files, hdf5"),
+    ("source.colour=red", "unknown option(s) colour for source 'simulate'"),
+])
+def test_bad_recipe_values(capsys, tmp_path, override, match):
+    assert_bad_input(capsys, tmp_path, "run", write_recipe(tmp_path), "--set", override, match=match)
+
+
+def test_missing_recipe(capsys, tmp_path):
+    assert_bad_input(capsys, tmp_path, "run", tmp_path / "nope.toml", match="does not exist")
+
+
+def test_bad_set_syntax(capsys, tmp_path):
+    assert_bad_input(capsys, tmp_path, "run", write_recipe(tmp_path), "--set", "rebin2",
+                     match="section.key=value")
+
+
+def test_output_exists_and_not_writable(capsys, tmp_path, monkeypatch):
+    recipe = write_recipe(tmp_path)
+    code, out, _ = run_main(capsys, "-q", "run", recipe)
+    assert code == 0 and "wrote" in out
+    before = (tmp_path / "out" / "scan.ptyd").stat().st_mtime_ns
+    code, _, err = run_main(capsys, "run", recipe)
+    assert code == 2 and "exists; set output.overwrite = true" in err
+    assert (tmp_path / "out" / "scan.ptyd").stat().st_mtime_ns == before
+    (tmp_path / "afile").write_text("")
+    code, _, err = run_main(capsys, "run", recipe, "--set", "output.dfile=afile/x.ptyd")
+    assert code == 2 and "is a file" in err
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    code, _, err = run_main(capsys, "run", recipe, "--set", "output.dfile=new/x.ptyd")
+    assert code == 2 and "is not writable" in err and not (tmp_path / "new").exists()
+
+
+def test_unavailable_compression_filter(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(h5py.h5z, "filter_avail", lambda fid: False)
+    assert_bad_input(capsys, tmp_path, "run", write_recipe(tmp_path), "--set",
+                     "output.compression=bitshuffle", match="is not available")
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing_file", "does not exist"),
+    ("missing_dataset", "/entry/data/nothing"),
+    ("not_3d", "3-D"),
+    ("count", "positions"),
+    ("nan", "NaN"),
+])
+def test_bad_raw_data(capsys, tmp_path, case, match):
+    frames = "/entry/data/nothing" if case == "missing_dataset" else "/entry/data/data"
+    if case != "missing_file":
+        make_h5(tmp_path, frames_shape=(6, 32 * 32) if case == "not_3d" else (6, 32, 32),
+                n_pos=4 if case == "count" else 6, nan_at=3 if case == "nan" else None)
+    recipe = write_recipe(tmp_path, H5_RECIPE.format(frames=frames))
+    assert_bad_input(capsys, tmp_path, "run", recipe, match=match)
+
+
+def test_subprocess_exit_status_and_single_line(cli, tmp_path):
+    proc = cli("run", write_recipe(tmp_path), "--set", "prep.rebin=33", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("ptyprep: error: ")
+
+
+def test_validate_prints_plan_and_writes_nothing(capsys, tmp_path):
+    code, out, _ = run_main(capsys, "validate", write_recipe(tmp_path))
+    assert code == 0
+    assert "frames        12 of raw shape (192, 200)" in out
+    assert "prepared      shape [64, 64], centre [32.0, 32.0]" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_inspect_plot_sources(capsys, tmp_path):
+    recipe = write_recipe(tmp_path)
+    assert run_main(capsys, "-q", "run", recipe)[0] == 0
+    ptyd = tmp_path / "out" / "scan.ptyd"
+    code, out, _ = run_main(capsys, "inspect", ptyd, "--json")
+    summary = json.loads(out)
+    assert summary["kind"] == "ptyd" and summary["frames"] == 12 and summary["complete"]
+    assert summary["shape"] == [64, 64] and summary["indices_in_order"]
+    png = tmp_path / "p.png"
+    code, out, _ = run_main(capsys, "plot", ptyd, "--out", png)
+    assert code == 0 and png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20000
+    code, out, _ = run_main(capsys, "sources")
+    assert "simulate" in out and "hdf5" in out and "num_frames" in out
+
+
+def test_demo_writes_ptyd_and_picture(capsys, tmp_path):
+    code, out, _ = run_main(capsys, "-q", "demo", "--out", tmp_path / "demo")
+    assert code == 0
+    import ptyprep
+
+    scan = ptyprep.read_ptyd(tmp_path / "demo" / "demo.ptyd")
+    assert scan["data"].shape == (200, 128, 128)
+    assert (tmp_path / "demo" / "demo_ptycho.png").stat().st_size > 20000
+    # the automatic centre finds the off-centre beam of the simulation (101.3, 93.6)
+    np.testing.assert_allclose(scan["info"]["raw_center"], [101.3, 93.6], atol=1.0)
+
+
+def test_help_teaches(capsys):
+    code, out, _ = run_main(capsys, "--help")
+    assert code == 0 and "mpiexec -n 4 python -m mpi4py -m ptyprep run" in out
