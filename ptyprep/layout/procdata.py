@@ -6,8 +6,8 @@ In memory it is ``proc_data[sample][data_key][sub_key]`` (see
     run_an.h5   @detectors @qgrid @Nphi @phi_convention @q_unit @layout
       /{sample} @source @header @scan
          scan/      slow, fast                  snapped motor positions
-         qphi/      @xc @yc (q, φ centres) + q, phi, q_edges, phi_edges datasets
-            merged/ d (N, Nphi, Nq)  NXdata
+         qphi/      @xc @yc (q, φ centres)
+            merged/ d (N, Nphi, Nq) + q, phi, q_lo, q_hi, phi_edges  NXdata
          Iq/        merged (N, Nq), subtracted, q          NXdata
          attrs/     <name> (N,) or (N, k)
          maps/      @xc @yc @xc_label @yc_label
@@ -58,7 +58,8 @@ SCAN_SLOW, SCAN_FAST = "slow", "fast"
 # axis attributes and datasets
 ATTR_XC, ATTR_YC = "xc", "yc"
 ATTR_XC_LABEL, ATTR_YC_LABEL = "xc_label", "yc_label"
-AXIS_Q, AXIS_PHI, AXIS_Q_EDGES, AXIS_PHI_EDGES = "q", "phi", "q_edges", "phi_edges"
+AXIS_Q, AXIS_PHI, AXIS_PHI_EDGES = "q", "phi", "phi_edges"
+AXIS_Q_LO, AXIS_Q_HI = "q_lo", "q_hi"   # bin bounds (a piecewise grid may have gaps between segments)
 AXIS_X, AXIS_Y = "x", "y"
 ATTR_FRAMES_DONE = "frames_done"   # on qphi/merged/d: frames written so far (resume)
 ATTR_ROT_CEN = "rot_cen"

@@ -90,14 +90,15 @@ def simulate_scan(angles_deg, n_trans=21, center=1.2, step=0.1, incident=1e5, t_
     return out
 
 
-def detector_frames(truth, kind, noise=False, seed=0):
+def detector_frames(truth, kind, noise=False, seed=0, spec=None, pixel_m=PIXEL_M):
     """Frames ``(N, H, W)`` float32 of one detector for the scan ``truth``.
 
     SAXS: isotropic q⁻² decay plus an equatorial streak (fibres along the rotation
     axis → intensity ∝ cos²φ); WAXS: a ring at q = 1.0 1/Å, anisotropic for fibres.
+    ``spec`` = (shape, distance_m, centre, dataset) overrides ``DETECTORS[kind]``.
     """
-    shape, dist, cen, _ = DETECTORS[kind]
-    q, phi = pixel_q_phi(shape, dist, cen)
+    shape, dist, cen, _ = DETECTORS[kind] if spec is None else spec
+    q, phi = pixel_q_phi(shape, dist, cen, pixel_m)
     c2 = np.cos(np.radians(phi)) ** 2
     if kind == "saxs":
         iso_pat = 1e-3 / (q ** 2 + 1e-4)

@@ -19,7 +19,7 @@ tomo_algorithm = "fbp"                             # or "sart"
 """
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import RecipeError

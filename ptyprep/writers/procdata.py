@@ -11,7 +11,7 @@ import numpy as np
 from ..compression import dataset_filters
 from ..errors import LayoutError
 from ..layout import procdata as L
-from ..integrate import phi_centres, phi_edges, q_edges
+from ..integrate import phi_centres, phi_edges, q_bin_bounds
 
 
 def init_root(f, detectors, qgrid, nphi):
@@ -99,7 +99,9 @@ def create_qphi(f, sn, n_frames, qgrid, nphi, sub=L.MERGED, compression="gzip"):
     ds = _frames_dataset(g, L.SIGNAL, (n_frames, nphi, len(qgrid)), compression)
     L.write_axis(g, L.AXIS_Q, qgrid, units=L.Q_UNIT)
     L.write_axis(g, L.AXIS_PHI, phi_centres(nphi), units="degree")
-    L.write_axis(g, L.AXIS_Q_EDGES, q_edges(qgrid), units=L.Q_UNIT)
+    lo, hi = q_bin_bounds(qgrid)
+    L.write_axis(g, L.AXIS_Q_LO, lo, units=L.Q_UNIT)
+    L.write_axis(g, L.AXIS_Q_HI, hi, units=L.Q_UNIT)
     L.write_axis(g, L.AXIS_PHI_EDGES, phi_edges(nphi), units="degree")
     L.set_nxdata(g, L.SIGNAL, [".", L.AXIS_PHI, L.AXIS_Q])
     return ds

@@ -1,0 +1,117 @@
+"""``ptyprep run`` for ``[output] format = "procdata"``: the whole SAXS/WAXS chain from a recipe.
+
+Import raw files → process (q-φ maps, I(q)) → optional background subtraction →
+attributes → maps (+ ``overall``) → tomograms.  The file is written under a
+temporary name (``.<name>.partial``) and renamed when everything succeeded,
+so a failed run leaves no file a reader could take for complete.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from ..errors import OutputError, RecipeError
+
+log = logging.getLogger(__name__)
+
+
+def raw_files(recipe):
+    """Absolute raw file paths: ``[saxs] raw_files`` or else ``[source] path``."""
+    files = list(recipe.saxs.raw_files) or recipe.source.options.get("path", [])
+    files = [files] if isinstance(files, str) else list(files)
+    if not files:
+        raise RecipeError("no raw files: give [source] path = [\"scan.h5\", ...] "
+                          "(or [saxs] raw_files)")
+    return [str(recipe.path(p)) for p in files]
+
+
+def make_detectors(recipe):
+    """:class:`~ptyprep.saxs.Detector` objects of ``[saxs] detectors`` (paths made absolute)."""
+    from .detector import Detector
+
+    out = []
+    for spec in recipe.saxs.detectors:
+        spec = dict(spec)
+        for key in ("poni", "valid", "dark", "flat"):
+            if isinstance(spec.get(key), str):
+                spec[key] = _resolve_spec(recipe, spec[key])
+        out.append(Detector(**spec))
+    return out
+
+
+def _resolve_spec(recipe, value):
+    path, sep, inner = value.partition("::")
+    return str(recipe.path(path)) + sep + inner
+
+
+def partial_name(dfile):
+    """Temporary name of an output being written."""
+    dfile = Path(dfile)
+    return dfile.with_name(f".{dfile.name}.partial")
+
+
+def run_procdata(recipe, comm=None):
+    """Run the chain of ``recipe`` (collective under MPI); returns the output Path.
+
+    Raises
+    ------
+    OutputError
+        The output exists and ``[output] overwrite`` is false (nothing touched).
+    RecipeError, SourceError
+        Bad recipe or raw data (identically on every rank).
+    """
+    from ..comm import world
+    from ..integrate import make_qgrid
+    from .analysis import ScanAnalysis
+
+    comm = comm if comm is not None else world()
+    if recipe.saxs is None:
+        raise RecipeError("output.format = 'procdata' needs a [saxs] section")
+    saxs = recipe.saxs
+    out = recipe.path(recipe.output.dfile)
+    if out.exists() and not recipe.output.overwrite:
+        raise OutputError(f"output {str(out)!r} exists; set [output] overwrite = true or choose "
+                          "another output.dfile")
+    files = raw_files(recipe)
+    detectors = make_detectors(recipe)
+    qgrid = make_qgrid(*saxs.qgrid)
+    tmp = partial_name(out)
+    if comm.rank == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            tmp.unlink()
+    comm.barrier()
+    try:
+        an = ScanAnalysis(tmp, detectors=detectors, qgrid=qgrid, nphi=saxs.nphi, comm=comm,
+                          replace_path=saxs.replace_path or None,
+                          compression=recipe.output.compression)
+        _chain(an, saxs, files, recipe.output.chunk_frames)
+    except Exception:
+        if comm.rank == 0 and tmp.exists():
+            tmp.unlink()
+        raise
+    if comm.rank == 0:
+        os.replace(tmp, out)
+        log.info("wrote %s", out)
+    comm.barrier()
+    return out
+
+
+def _chain(an, saxs, files, chunk_frames):
+    an.import_raw_data(files, force_uniform_steps=saxs.force_uniform_steps, prec=saxs.prec)
+    an.process(chunk_frames=chunk_frames, split=saxs.split,
+               normalize_monitor=saxs.normalize_monitor)
+    if saxs.background:
+        targets = [s for s in an.samples if s != saxs.background]
+        for key in saxs.background_data_keys:
+            an.subtract_background(targets, saxs.background, data_key=key)
+    for a in saxs.attrs:
+        an.extract_attr(None, a["name"], a["func"], a["data_key"], a["sub_key"],
+                        chunk_frames=chunk_frames, **a["kwargs"])
+    if saxs.maps:
+        an.make_map_from_attr(list(saxs.maps), save_overall=saxs.save_overall,
+                              correct_for_transmission=saxs.correct_for_transmission,
+                              ref_trans=saxs.ref_trans)
+    if saxs.tomo:
+        an.calc_tomo_from_map(list(saxs.tomo), algorithm=saxs.tomo_algorithm,
+                              center=saxs.tomo_center)
