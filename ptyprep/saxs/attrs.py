@@ -117,8 +117,11 @@ def iphi_mean(qphi_map, qrange, phirange, *, q, phi):
     return _nanmean(prof[..., _window(phi, p1, p2, "phi", "deg")], axis=-1)
 
 
-def orientation_angle(profile, phi):
+def orientation_angle(profile, phi, iterations=3):
     """φ0: intensity-weighted mean angle within ±90° of the profile's peak.
+
+    The window is re-centred on the estimate ``iterations`` times, so a peak
+    falling between two bins is not biased towards one of them.
 
     Parameters
     ----------
@@ -127,18 +130,20 @@ def orientation_angle(profile, phi):
 
     Returns
     -------
-    (...) float64 ndarray, degrees in [-180, 180); NaN for an empty profile
+    (...) float64 ndarray, degrees in [-90, 90) (an orientation is axial);
+    NaN for an empty profile
     """
     phi = np.asarray(phi, dtype=np.float64)
     w = np.clip(np.nan_to_num(np.asarray(profile, dtype=np.float64), nan=0.0), 0.0, None)
-    peak = phi[np.argmax(w, axis=-1)]
-    delta = _wrap(phi - peak[..., None])
-    near = np.abs(delta) <= 90.0
-    wn = np.where(near, w, 0.0)
-    total = wn.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shift = (wn * delta).sum(axis=-1) / total
-    return np.where(total > 0, _wrap(peak + shift), np.nan)
+    centre = phi[np.argmax(w, axis=-1)]
+    total = w.sum(axis=-1)
+    for _ in range(max(1, iterations)):
+        delta = _wrap(phi - centre[..., None])
+        wn = np.where(np.abs(delta) <= 90.0, w, 0.0)
+        total = wn.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            centre = _wrap(centre + np.where(total > 0, (wn * delta).sum(axis=-1) / total, 0.0))
+    return np.where(total > 0, (centre + 90.0) % 180.0 - 90.0, np.nan)
 
 
 def _wrap(deg):
