@@ -47,9 +47,33 @@ def describe_sources():
         except Exception as exc:  # a broken plugin is reported, not fatal
             lines.append(f"{name}: cannot be loaded ({exc})")
             continue
-        doc = (inspect.getdoc(cls) or "").split("\n")[0]
-        lines.append(f"{name}  ({cls.__module__}.{cls.__name__}) {doc}")
+        doc = inspect.getdoc(cls) or ""
+        lines.append(f"{name}  ({cls.__module__}.{cls.__name__}) {doc.split(chr(10))[0]}")
+        helps = option_help(doc)
         for option, default in source_options(cls).items():
             shown = "required" if default is inspect.Parameter.empty else repr(default)
-            lines.append(f"    {option:<20} {shown}")
+            lines.append(f"    {option:<20} {shown:<22} {helps.get(option, '')}".rstrip())
     return "\n".join(lines)
+
+
+def option_help(docstring):
+    """``{option: first line of its description}`` from a numpydoc ``Parameters`` section."""
+    helps, names, in_params = {}, [], False
+    lines = docstring.splitlines()
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped == "Parameters" and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}:
+            in_params = True
+            continue
+        if not in_params or set(stripped) == {"-"}:
+            continue
+        if stripped and not line.startswith(" ") and i + 1 < len(lines) and set(
+                lines[i + 1].strip()) == {"-"}:
+            break  # next section
+        if stripped and not line.startswith(" "):
+            names = [n.strip() for n in stripped.split(":")[0].split(",")]
+        elif stripped and names:
+            for n in names:
+                helps.setdefault(n, stripped)
+            names = []
+    return helps

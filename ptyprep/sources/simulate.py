@@ -39,7 +39,9 @@ class SimulatedSource(ScanSource):
     photons : float
         Mean photons per frame.
     seed : int
+        Random seed of the object and of each frame's Poisson noise.
     kind : {"ptycho", "index"}
+        ``"index"`` fills frame *i* with *i* (ordering checks) instead of a diffraction pattern.
     gap_cols : [int, int]
         Half-open column range of the module gap (masked, zero).
     hot_value : int

@@ -22,7 +22,7 @@ def sino_map(img, angles, shift_px=0.0):
     return sino, trans, step
 
 
-@pytest.mark.parametrize("algorithm, bound", [("fbp", 0.12), ("sart", 0.12)])
+@pytest.mark.parametrize("algorithm, bound", [("fbp", 0.06), ("sart", 0.08)])
 def test_reconstruct_phantom_error_bound(algorithm, bound):
     img = phantom()
     angles = np.linspace(0, 180, 60, endpoint=False)
@@ -32,8 +32,9 @@ def test_reconstruct_phantom_error_bound(algorithm, bound):
     assert rec.shape == (len(coords), len(coords))
     inside = np.isfinite(rec)
     assert not inside[0, 0]                                  # circle mask
-    n = min(rec.shape[0], img.shape[0])
-    err = np.sqrt(np.nanmean((rec[:n, :n] - img[:n, :n]) ** 2)) / img.max()
+    k = (rec.shape[0] - img.shape[0]) // 2                   # centre-aligned crop
+    rec = rec[k:k + img.shape[0], k:k + img.shape[1]]
+    err = np.sqrt(np.nanmean((rec - img) ** 2)) / img.max()
     assert err < bound
 
 
