@@ -1,69 +1,102 @@
 """q-φ integration of a stack with StackIntegrator vs pyFAI's integrate2d_ng per frame.
 
-Synthetic Eiger 1M-sized detector (1065 × 1030, 75 µm), bbox splitting, solid angle and
-polarisation on. Prints ms per frame and the ratio pyFAI / ours for pyFAI's csr and csc engines,
-plus the largest relative difference to pyFAI (csr) on covered bins.
+Synthetic Eiger 1M-sized detector (1065 × 1030, 75 µm), and Eiger 4M (2167 × 2070) unless
+``--no-4m``; bbox splitting, solid angle and polarisation on. Prints ms per frame and the
+ratio pyFAI / ours for pyFAI's csr and csc engines, plus the largest relative difference
+to pyFAI (csr) on covered bins.
 
-    python benchmarks/bench_integrate.py [--frames 32] [--repeat 3]
+    python benchmarks/bench_integrate.py [--frames 32] [--repeat 3] [--no-4m] [--json-out FILE]
 """
 
 import argparse
-import time
 
+import _common as C  # noqa: I001  (pins threads before numpy)
 import numpy as np
-from pyFAI.detectors import Detector
-from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
-from ptyprep.integrate import StackIntegrator, make_qgrid
-
-SHAPE = (1065, 1030)
+DETECTORS = {"eiger1m": (1065, 1030), "eiger4m": (2167, 2070)}
+BINS = ((100, 36), (500, 180))
+QMAX = 0.4
 
 
-def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def geometry(shape):
+    from pyFAI.detectors import Detector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    det = Detector(pixel1=75e-6, pixel2=75e-6, max_shape=shape)
+    ai = AzimuthalIntegrator(dist=0.5 * shape[0] / 1065, poni1=0.49 * shape[0] * 75e-6,
+                             poni2=0.485 * shape[1] * 75e-6, detector=det, wavelength=1e-10)
+    valid = np.ones(shape, dtype=bool)
+    valid[:, shape[1] // 2 - 2:shape[1] // 2 + 5] = False      # a module gap
+    return ai, valid
+
+
+def measure(name, frames_n=32, repeat=3, bins=BINS):
+    """Per-frame times of ours and pyFAI's csr/csc for each (nq, nphi) on detector ``name``."""
+    from ptyprep.integrate import StackIntegrator, make_qgrid
+
+    shape = DETECTORS[name]
+    ai, valid = geometry(shape)
+    rng = np.random.default_rng(0)
+    frames = rng.poisson(50, (frames_n, *shape)).astype(np.uint32)
+    rows = []
+    for nq, nphi in bins:
+        step = QMAX / nq
+        qgrid = make_qgrid((step / 2, QMAX - step / 2, step))
+        integ = StackIntegrator(ai, qgrid, nphi, valid=valid, split="bbox", polarization_factor=0.99)
+        integ.qphi(frames[:2])
+        ours = C.best_of(lambda: integ.qphi(frames), repeat) / frames_n
+        res = integ.qphi(frames[:1])[0]
+        ref_s, pyfai = {}, None
+        for algo in ("csr", "csc"):
+            def call(algo=algo):
+                return ai.integrate2d_ng(frames[0], nq, nphi, unit="q_A^-1",
+                                         method=("bbox", algo, "cython"), radial_range=(0, QMAX),
+                                         azimuth_range=(-180, 180), mask=~valid,
+                                         polarization_factor=0.99)
+            ref = call()                                          # builds pyFAI's engine
+            ref_s[algo] = C.best_of(call, repeat)
+            if algo == "csr":
+                pyfai = ref.intensity[::-1]
+        cov = integ.coverage
+        maxrel = float(np.max(np.abs(res[cov] / pyfai[cov] - 1)))
+        rows.append({"detector": name, "bins": f"{nq}x{nphi}", "ours_ms": ours * 1e3,
+                     "csr_ms": ref_s["csr"] * 1e3, "csc_ms": ref_s["csc"] * 1e3,
+                     "vs_csr": ref_s["csr"] / ours, "vs_csc": ref_s["csc"] / ours,
+                     "vs_best": min(ref_s.values()) / ours, "maxrel": maxrel})
+    return rows
+
+
+def run(frames=32, repeat=3, with_4m=True):
+    rows = measure("eiger1m", frames, repeat)
+    if with_4m:
+        rows += measure("eiger4m", max(8, frames // 4), max(2, repeat - 1))
+    one_m = [r for r in rows if r["detector"] == "eiger1m"]
+    out = {"rows": rows,
+           "integrate_vs_pyfai_csr": min(r["vs_csr"] for r in one_m),
+           "integrate_vs_pyfai_best": min(r["vs_best"] for r in one_m),
+           "integrate_maxrel_vs_pyfai": max(r["maxrel"] for r in rows)}
+    four = [r for r in rows if r["detector"] == "eiger4m"]
+    if four:
+        out["integrate_4m_vs_pyfai_csr"] = min(r["vs_csr"] for r in four)
+    return out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-4m", action="store_true", help="skip the Eiger 4M detector")
+    parser.add_argument("--json-out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
-    det = Detector(pixel1=75e-6, pixel2=75e-6, max_shape=SHAPE)
-    ai = AzimuthalIntegrator(dist=0.5, poni1=520 * 75e-6, poni2=500 * 75e-6, detector=det,
-                             wavelength=1e-10)
-    rng = np.random.default_rng(0)
-    frames = rng.poisson(50, (args.frames, *SHAPE)).astype(np.uint32)
-    valid = np.ones(SHAPE, dtype=bool)
-    valid[:, 513:520] = False                       # a module gap
-    qmax = 0.4
-    print(f"Eiger 1M {SHAPE}, {args.frames} frames uint32, bbox, solid angle + polarisation 0.99")
-    print(f"{'bins q×φ':>10} {'ours ms':>8} {'csr ms':>8} {'csc ms':>8} {'×csr':>6} {'×csc':>6} {'maxrel':>9}")
-    for nq, nphi in ((100, 36), (500, 180)):
-        step = qmax / nq
-        qgrid = make_qgrid((step / 2, qmax - step / 2, step))
-        integ = StackIntegrator(ai, qgrid, nphi, valid=valid, split="bbox", polarization_factor=0.99)
-        ours = best_of(lambda: integ.qphi(frames), args.repeat) / args.frames
-        res = integ.qphi(frames[:1])[0]
-        ref_ms = {}
-        for algo in ("csr", "csc"):
-            def call(algo=algo):
-                return ai.integrate2d_ng(frames[0], nq, nphi, unit="q_A^-1",
-                                         method=("bbox", algo, "cython"), radial_range=(0, qmax),
-                                         azimuth_range=(-180, 180), mask=~valid,
-                                         polarization_factor=0.99)
-            ref = call()                             # builds pyFAI's engine
-            ref_ms[algo] = best_of(call, args.repeat)
-            if algo == "csr":
-                pyfai = ref.intensity[::-1]
-        cov = integ.coverage
-        maxrel = float(np.max(np.abs(res[cov] / pyfai[cov] - 1)))
-        print(f"{nq:>5}×{nphi:<4} {ours * 1e3:8.2f} {ref_ms['csr'] * 1e3:8.2f} {ref_ms['csc'] * 1e3:8.2f} "
-              f"{ref_ms['csr'] / ours:6.1f} {ref_ms['csc'] / ours:6.1f} {maxrel:9.2e}")
+    out = run(args.frames, args.repeat, not args.no_4m)
+    if args.json_out:
+        C.emit(out, args.json_out)
+        return
+    print("bins q×φ, bbox, solid angle + polarisation 0.99, uint32 frames, ms per frame")
+    print(f"{'detector':>9} {'bins':>8} {'ours':>7} {'csr':>7} {'csc':>7} {'×csr':>6} {'×csc':>6} {'maxrel':>9}")
+    for r in out["rows"]:
+        print(f"{r['detector']:>9} {r['bins']:>8} {r['ours_ms']:7.2f} {r['csr_ms']:7.2f} "
+              f"{r['csc_ms']:7.2f} {r['vs_csr']:6.1f} {r['vs_csc']:6.1f} {r['maxrel']:9.2e}")
 
 
 if __name__ == "__main__":

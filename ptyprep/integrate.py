@@ -20,6 +20,8 @@ Conventions
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 
 import numpy as np
@@ -248,6 +250,19 @@ def _geometry_shape(ai, valid):
 
 # --------------------------------------------------------------------------- engine
 
+@contextlib.contextmanager
+def _quiet_empty_segments():
+    """Silence pyFAI's "Sparse matrix is empty" warning: a q segment that misses one detector
+    is expected when several detectors share a grid (those bins become NaN in ``coverage``)."""
+    logger = logging.getLogger("pyFAI.ext.sparse_builder")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class StackIntegrator:
     """q-φ maps and I(q) of whole stacks, built once from pyFAI's geometry.
 
@@ -314,7 +329,8 @@ class StackIntegrator:
             weight *= np.where(ok, flat, 1.0)
         self._weight = weight.ravel()
         self._dark = None if dark is None else self._image(dark, "dark").astype(np.float64).ravel()
-        self._m2, self._n2, self._d2 = self._build(2)
+        with _quiet_empty_segments():
+            self._m2, self._n2, self._d2 = self._build(2)
         self.coverage = np.isfinite(self._n2).reshape(self.nphi, self.qgrid.size)
         if not self.coverage.any():
             raise RecipeError(f"q grid {self.qgrid[0]:.4g}–{self.qgrid[-1]:.4g} 1/Å lies entirely "
@@ -380,7 +396,8 @@ class StackIntegrator:
 
     def _iq_engine(self):
         if self._m1 is None:
-            self._m1, self._n1, self._d1 = self._build(1)
+            with _quiet_empty_segments():
+                self._m1, self._n1, self._d1 = self._build(1)
         return self._m1, self._n1, self._d1
 
     @property

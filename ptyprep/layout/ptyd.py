@@ -20,6 +20,17 @@ DATA, WEIGHTS, POSITIONS, INDICES = "data", "weights", "positions", "indices"
 CHUNK_ARRAYS = (DATA, WEIGHTS, POSITIONS, INDICES)
 FORMAT_VERSION = 0.1
 
+# The end-of-scan record and the restart state of an on-the-fly output (under info/).
+COMPLETE = "complete"              # int64 0-d: 1 once the scan has ended and every frame is published
+END_REASON = "end_reason"          # string: "count", "marker" or "timeout" ("" while acquiring)
+FRAMES_WRITTEN = "frames_written"  # int64 0-d: frames published
+RAW_CENTER = "raw_center"          # float64 (2,): raw-frame centre (row, col), reused on restart
+RECIPE = "recipe"                  # JSON string of the recipe
+NUM_FRAMES_KNOWN = "num_frames_known"  # int64 0-d: 1 if meta/num_frames is the scan's true length
+END_REASONS = ("count", "marker", "timeout")
+#: meta/num_frames while the scan's length is unknown: PtydScan then keeps waiting for frames.
+NUM_FRAMES_UNKNOWN = 2**31 - 1
+
 CONVENTIONS = (
     "coordinates (row, col) = (y, x); positions in metres, one row per frame, (y, x); "
     "weights > 0 marks a valid pixel; orientation applied as transpose, flipud, fliplr; "

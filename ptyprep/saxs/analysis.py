@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from ..comm import world
-from ..errors import LayoutError, PtyprepError, RecipeError, SourceError
+from ..errors import PtyprepError, RecipeError, SourceError
 from ..integrate import merge_maps, phi_centres
 from ..layout import procdata as L
 from ..loadmanager import LoadManager
@@ -50,8 +50,8 @@ class ScanAnalysis:
     qgrid : (Nq,) array_like, optional
         q bin centres in 1/Å (see :func:`ptyprep.integrate.make_qgrid`); taken
         from the file when it exists.
-    nphi : int
-        Number of φ bins (even).
+    nphi : int, optional
+        Number of φ bins (even); taken from the file when it exists, else 60.
     comm : communicator, optional
         Default :func:`ptyprep.comm.world`.
     replace_path : (old, new), optional
@@ -60,17 +60,18 @@ class ScanAnalysis:
         Dataset compression (default gzip, readable without plugins).
     """
 
-    def __init__(self, fn, detectors=None, qgrid=None, nphi=60, comm=None, replace_path=None,
+    def __init__(self, fn, detectors=None, qgrid=None, nphi=None, comm=None, replace_path=None,
                  compression="gzip"):
         self.fn = str(fn)
         self.comm = comm if comm is not None else world()
         self.detectors = list(detectors or [])
         self.compression = compression
         self.replace_path = tuple(replace_path) if replace_path else None
-        if isinstance(nphi, bool) or not isinstance(nphi, (int, np.integer)) or nphi < 2 or nphi % 2:
+        if nphi is not None and (isinstance(nphi, bool) or not isinstance(nphi, (int, np.integer))
+                                 or nphi < 2 or nphi % 2):
             raise RecipeError(f"nphi={nphi!r} must be an even integer >= 2 so that a 180° roll "
                               "is exact; use e.g. 60")
-        root = self._on_root(lambda: self._init_file(qgrid, int(nphi)))
+        root = self._on_root(lambda: self._init_file(qgrid, nphi))
         self.qgrid, self.nphi = root["qgrid"], root["nphi"]
         self.phi = phi_centres(self.nphi)
         self._integrators = None
@@ -107,13 +108,15 @@ class ScanAnalysis:
             if exists and L.ATTR_QGRID in f.attrs:
                 root = W.read_root(f)
                 qgrid = root["qgrid"] if qgrid is None else qgrid
+                nphi = root["nphi"] if nphi is None else int(nphi)
                 W.init_root(f, [d.to_json() for d in self.detectors] or root["detectors"],
                             qgrid, nphi)
             else:
                 if qgrid is None:
                     raise RecipeError(f"{self.fn!r} is a new file: give qgrid= (q bin centres in "
                                       "1/Å, e.g. make_qgrid((0.005, 0.3, 0.002)))")
-                W.init_root(f, [d.to_json() for d in self.detectors], qgrid, nphi)
+                W.init_root(f, [d.to_json() for d in self.detectors], qgrid,
+                            60 if nphi is None else int(nphi))
             if self.replace_path:
                 for sn in W.samples(f):
                     W.set_source(f, sn, self._map_path(f[sn].attrs[L.ATTR_SOURCE]))
@@ -405,7 +408,7 @@ class ScanAnalysis:
 
     # ------------------------------------------------------------------ maps and tomograms
     def make_map_from_attr(self, attr_names, save_overall=True, correct_for_transmission=False,
-                           ref_trans=None):
+                           ref_trans=None, samples=None):
         """Maps ``maps/<attr>`` of every sample (and ``overall`` stitched on the union grid).
 
         ``absorption`` is computed from ``transmission`` as ``-ln(T/T_ref)``
@@ -413,14 +416,15 @@ class ScanAnalysis:
         of the top-decile transmissions of all samples pooled.  With
         ``correct_for_transmission`` other attributes are divided by
         ``transmitted / mean(transmitted)`` and beam-off points are NaN.
+        ``samples`` restricts the maps (and ``overall``) to some samples.
         """
         names = [attr_names] if isinstance(attr_names, str) else list(attr_names)
         self._on_root(lambda: self._make_maps(names, save_overall, correct_for_transmission,
-                                              ref_trans))
+                                              ref_trans, samples))
 
-    def _make_maps(self, names, save_overall, correct, ref_trans):
+    def _make_maps(self, names, save_overall, correct, ref_trans, samples):
         with self._open("a") as f:
-            _build_maps(f, names, save_overall, correct, ref_trans)
+            _build_maps(f, names, save_overall, correct, ref_trans, samples)
 
     def calc_tomo_from_map(self, attr_names, algorithm="fbp", center=None, sample=None):
         """Tomograms ``tomo/<attr>`` of sinogram maps (slow axis = rotation angle).
@@ -501,10 +505,15 @@ def _apply(func, data, share, sn, stack, kwargs):
 
 # ---------------------------------------------------------------------- rank-0 helpers on an open file
 
-def _build_maps(f, names, save_overall, correct, ref_trans):
+def _build_maps(f, names, save_overall, correct, ref_trans, samples=None):
     sns = W.samples(f)
     if not sns:
         raise RecipeError("no sample imported; call import_raw_data first")
+    if samples is not None:
+        unknown = sorted(set(samples) - set(sns))
+        if unknown:
+            raise RecipeError(f"sample(s) {unknown} are not imported; samples: {sns}")
+        sns = [s for s in sns if s in samples]
     scans = {sn: W.read_sample(f, sn)["scan"] for sn in sns}
     t_ref = None
     if "absorption" in names:

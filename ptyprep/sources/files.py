@@ -31,6 +31,8 @@ from .hdf5 import LENGTH_UNITS, check_number, check_positions, natural_key, unit
 
 log = logging.getLogger(__name__)
 
+NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0}
 GEOMETRY_KEYS = {"energy": "energy_keV", "distance": "distance_m", "psize": "psize_m"}
 
 
@@ -51,8 +53,13 @@ def read_image(path, mmap=False):
 
 def parse_positions_txt(path):
     """``(names, (N, 2) positions)`` from a ptypy ``positions.txt`` (``filename y x`` lines)."""
+    return parse_positions_txt_text(Path(path).read_text(), path)
+
+
+def parse_positions_txt_text(text, path):
+    """:func:`parse_positions_txt` of the ``text`` of file ``path``."""
     names, pos = [], []
-    for k, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    for k, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -112,13 +119,26 @@ class FilesSource(ScanSource):
         Use only the first ``num_frames`` frames (0 = all).
     label : str, optional
         Scan name (default: the folder's or the pattern's parent's name).
+    end_of_scan : str, optional
+        A file whose appearance marks the end of the acquisition (``ptyprep watch``).
+
+    Notes
+    -----
+    Following a growing folder (``ptyprep watch``): the first call of
+    :meth:`available` or :meth:`refresh` switches the source to following.  The
+    folder is then listed again on every refresh; a frame counts when it and
+    all frames before it are complete (``.npy``: the file holds every byte its
+    header announces; other formats: the size did not change since the previous
+    refresh) and its position line is written (a last line without its newline
+    is not).  Writers should write under another name and rename.
     """
 
-    path_options = ("folder", "pattern", "positions_file", "mask")
+    path_options = ("folder", "pattern", "positions_file", "mask", "end_of_scan")
 
     def __init__(self, folder=None, pattern=None, positions_file=None, positions_unit="m",
                  positions_columns=(0, 1), energy_keV=None, distance_m=None, psize_m=None,
-                 beam_center=None, mask=None, mask_valid_value=1, num_frames=0, label=None):
+                 beam_center=None, mask=None, mask_valid_value=1, num_frames=0, label=None,
+                 end_of_scan=None):
         if not folder and not pattern:
             raise RecipeError("source 'files' needs folder (a ptypy positions.txt folder) or "
                               "pattern (a glob of frame files)")
@@ -143,12 +163,17 @@ class FilesSource(ScanSource):
         self.beam_center = beam_center
         self.mask, self.mask_valid_value = mask, mask_valid_value
         self.num_frames, self.label = num_frames, label
+        self.end_of_scan = end_of_scan
+        self.following = False
+        self._sizes = {}
         self._files = self._positions = self._meta = self._valid = None
 
     # -- index of files and positions ---------------------------------------------------
     def _index(self):
         if self._files is not None:
             return
+        if self.following:
+            return self._index_growing()
         if self.pattern:
             files = sorted(glob.glob(str(self.pattern)), key=natural_key)
             if not files:
@@ -174,7 +199,10 @@ class FilesSource(ScanSource):
         if not path.is_file():
             raise SourceError(f"positions_file {str(path)!r} does not exist; check the path")
         try:
-            table = np.loadtxt(path, comments="#", ndmin=2)
+            text = path.read_text()
+            if self.following:  # a line is complete once its newline is written
+                text = text[:text.rfind("\n") + 1]
+            table = np.loadtxt(text.splitlines(), comments="#", ndmin=2)
         except ValueError as exc:
             raise SourceError(f"positions_file {str(path)!r} is not a numeric table: {exc}") from exc
         if table.shape[1] <= max(self.positions_columns):
@@ -182,6 +210,72 @@ class FilesSource(ScanSource):
                               f"positions_columns = {self.positions_columns}; fix the columns")
         return table[:, self.positions_columns] * unit_factor(self.positions_unit, LENGTH_UNITS,
                                                               "positions_unit")
+
+    # -- following a growing folder ---------------------------------------------------------
+    def refresh(self):
+        """Forget the listing of a growing folder; switches the source to following."""
+        self.following = True
+        self._files = self._positions = self._meta = None
+
+    def available(self):
+        """``(complete_frames, scan_ended)`` of a folder that may still be growing.
+
+        The scan has ended when the ``end_of_scan`` file exists (checked before
+        the frames are listed) or ``num_frames`` frames are complete.
+        """
+        self.refresh()
+        ended = self.end_of_scan is not None and Path(self.end_of_scan).exists()
+        self._index()
+        n = len(self._files)
+        return n, bool(ended or (self.num_frames and n >= self.num_frames))
+
+    def _index_growing(self):
+        if self.pattern:
+            files = sorted(glob.glob(str(self.pattern)), key=natural_key)
+            pos = None
+            if self.positions_file:
+                pos = self._read_table(files) if Path(self.positions_file).is_file() else \
+                    np.zeros((0, 2))
+        else:
+            folder = Path(self.folder)
+            table = Path(self.positions_file or folder / "positions.txt")
+            names, pos = [], np.zeros((0, 2))
+            if table.is_file():
+                text = table.read_text()
+                complete = text[:text.rfind("\n") + 1]
+                names, pos = parse_positions_txt_text(complete, table)
+            files = [str(folder / n) for n in names]
+        n = 0
+        while n < len(files) and self._complete(files[n]):
+            n += 1
+        if pos is not None:
+            n = min(n, len(pos))
+        if self.num_frames:
+            n = min(n, self.num_frames)
+        self._files = files[:n]
+        self._positions = None if pos is None else pos[:n]
+
+    def _complete(self, path):
+        try:
+            stat = Path(path).stat()
+        except OSError:
+            return False
+        if path.lower().endswith(".npy"):
+            try:
+                with open(path, "rb") as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read_header = NPY_HEADER_READERS.get(version)
+                    if read_header is not None:
+                        shape, _, dtype = read_header(fh)
+                        header = fh.tell()
+            except (OSError, ValueError, EOFError):
+                return False
+            if read_header is not None:
+                return stat.st_size >= header + int(np.prod(shape)) * dtype.itemsize
+        key = (stat.st_size, stat.st_mtime_ns)
+        stable = self._sizes.get(path) == key
+        self._sizes[path] = key
+        return stable
 
     def _geometry(self):
         geo = {}

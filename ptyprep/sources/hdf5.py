@@ -129,8 +129,9 @@ def check_number(name, value, allow_path=True, pair=False):
 class H5Files:
     """Lazily opened, cached read-only HDF5 files; ``"file::/path"`` specs resolve here."""
 
-    def __init__(self, default_file):
+    def __init__(self, default_file, swmr=False):
         self.default_file = str(default_file)
+        self.swmr = swmr
         self._open = {}
 
     def file(self, path):
@@ -140,7 +141,9 @@ class H5Files:
                 raise SourceError(f"HDF5 file {path!r} does not exist; check the path "
                                   "(relative paths are taken from the recipe's folder)")
             try:
-                self._open[path] = h5py.File(path, "r")
+                # SWMR read: a file a detector writer holds open in SWMR mode can be read
+                # (plain files open the same way); without it HDF5's lock refuses the open.
+                self._open[path] = h5py.File(path, "r", swmr=self.swmr)
             except OSError as exc:
                 raise SourceError(f"cannot open {path!r} as HDF5: {exc}") from exc
         return self._open[path]
@@ -291,21 +294,35 @@ class HDF5Source(ScanSource):
     beam_center : [row, col] numbers or two HDF5 paths, optional
         Optical axis on the raw frame, pixels.
     num_frames : int
-        Use only the first ``num_frames`` frames (0 = all).
+        Use only the first ``num_frames`` frames (0 = all).  While a scan is
+        followed, this is also its known length: reaching it ends the scan.
     label : str, optional
         Scan name (default: the first file's stem).
     single_frame : bool
         Accept a 2-D ``(H, W)`` frames dataset as a one-frame scan.
+    end_of_scan : str, optional
+        HDF5 path of a dataset that becomes non-zero when the acquisition has
+        ended (``ptyprep watch``); the writer must flush it, SWMR readers see
+        dataset updates, not attribute changes.
+
+    Notes
+    -----
+    Following a growing scan (``ptyprep watch``): the first call of
+    :meth:`available` or :meth:`refresh` switches the source to following.
+    Files are then opened for SWMR reading (a detector writer may hold them open
+    in SWMR mode) and reopened on every refresh; a frame counts once its
+    position exists as well, and an Eiger master's frames stop at the first data
+    file that does not exist yet.
     """
 
     #: Relative HDF5 paths would be taken for files here: HDF5 paths must start with "/".
     path_options = ("path", "mask", "positions", "positions_y", "positions_x", "energy_keV",
-                    "distance_m", "psize_m", "beam_center")
+                    "distance_m", "psize_m", "beam_center", "end_of_scan")
 
     def __init__(self, path, frames="/entry/data/data", positions=None, positions_y=None,
                  positions_x=None, positions_unit=None, mask=None, mask_valid_value=1,
                  energy_keV=None, distance_m=None, psize_m=None, beam_center=None,
-                 num_frames=0, label=None, single_frame=False):
+                 num_frames=0, label=None, single_frame=False, end_of_scan=None):
         paths = [path] if isinstance(path, str) else list(path or [])
         if not paths or not all(isinstance(p, str) and p for p in paths):
             raise RecipeError(f"source option path = {path!r} is not valid; give an HDF5 file "
@@ -335,6 +352,11 @@ class HDF5Source(ScanSource):
         self.psize_m = check_number("psize_m", psize_m, pair=True)
         self.beam_center = beam_center
         self.num_frames, self.label, self.single_frame = num_frames, label, bool(single_frame)
+        if end_of_scan is not None and (not isinstance(end_of_scan, str) or not end_of_scan):
+            raise RecipeError(f"source option end_of_scan = {end_of_scan!r} is not valid; give "
+                              "the HDF5 path of a dataset that becomes non-zero at the scan's end")
+        self.end_of_scan = end_of_scan
+        self.following = False
         self._files = H5Files(paths[0])
         self._segments = None
         self._meta = None
@@ -345,14 +367,20 @@ class HDF5Source(ScanSource):
         if isinstance(obj, h5py.Group):
             dsets = []
             for name in sorted(obj, key=natural_key):
-                member = obj.get(name)
+                try:
+                    member = obj.get(name)
+                except (KeyError, OSError):  # followed: a data file still held by its writer
+                    if not self.following:
+                        raise
+                    member = None
                 if member is None:  # dangling external link: a file not (yet) written
-                    log.warning("%s::%s/%s is a dangling link; frames stop before it",
-                                fname, self.frames, name)
+                    (log.debug if self.following else log.warning)(
+                        "%s::%s/%s is a dangling link; frames stop before it",
+                        fname, self.frames, name)
                     break
                 if isinstance(member, h5py.Dataset) and member.ndim == 3:
                     dsets.append(member)
-            if not dsets:
+            if not dsets and not self.following:  # followed: no data file written yet
                 raise SourceError(f"group {self.frames!r} in {fname!r} holds no 3-D frame "
                                   "datasets; point frames at the dataset itself")
             return dsets
@@ -364,7 +392,11 @@ class HDF5Source(ScanSource):
 
     def _open(self):
         if self._segments is None:
-            dsets = [d for p in self.paths for d in self._frame_datasets(p)]
+            dsets = []
+            for p in self.paths:
+                if self.following and dsets and not Path(p).is_file():
+                    break  # a later file of a followed scan, not written yet
+                dsets += self._frame_datasets(p)
             shapes = {d.shape[-2:] for d in dsets}
             dtypes = {d.dtype for d in dsets}
             if len(shapes) > 1 or len(dtypes) > 1:
@@ -375,7 +407,50 @@ class HDF5Source(ScanSource):
 
     def _count(self):
         total = int(self._open().offsets[-1])
+        if self.following:
+            total = min(total, self._positions_rows())
         return min(total, self.num_frames) if self.num_frames else total
+
+    # -- following a growing scan ---------------------------------------------------------
+    def refresh(self):
+        """Forget what was read of a growing scan; the next access reopens the files.
+
+        Switches the source to following (SWMR reads, see the class notes).
+        """
+        self.following = True
+        self._segments = self._meta = None
+        self._files.close()
+        self._files.swmr = True
+
+    def available(self):
+        """``(complete_frames, scan_ended)`` of a scan that may still be acquired.
+
+        A frame is complete when its frame and its position are both written.
+        The scan has ended when the ``end_of_scan`` dataset is non-zero, or when
+        ``num_frames`` frames are complete.  The marker is read before the
+        frames, so frames counted after a set marker are all the scan's frames.
+        """
+        self.refresh()
+        ended = self._marker_set()
+        n = self._count()
+        return n, bool(ended or (self.num_frames and n >= self.num_frames))
+
+    def _marker_set(self):
+        if self.end_of_scan is None:
+            return False
+        try:
+            values, _ = self._files.values(self.end_of_scan, "end_of_scan")
+        except SourceError:  # not written yet
+            return False
+        return bool(np.any(values != 0))
+
+    def _positions_rows(self):
+        if self.positions is not None:
+            return int(self._files.node(self.positions, "positions")[0].shape[0])
+        if self.positions_y is not None:
+            return min(int(self._files.node(p, "positions")[0].shape[0])
+                       for p in (self.positions_y, self.positions_x))
+        return np.iinfo(np.int64).max
 
     def read_frames(self, indices, roi=None):
         seg = self._open()
@@ -436,6 +511,8 @@ class HDF5Source(ScanSource):
         else:
             y, unit = f.values(self.positions_y, "positions_y")
             x, _ = f.values(self.positions_x, "positions_x")
+            if self.following:  # one may be written ahead of the other
+                y, x = y[:min(len(y), len(x))], x[:min(len(y), len(x))]
             if y.shape != x.shape:
                 raise SourceError(f"positions_y has {y.size} values but positions_x has {x.size}; "
                                   "they must have one value per frame each")
@@ -443,7 +520,7 @@ class HDF5Source(ScanSource):
             where = repr(self.positions_y)
         unit = self.positions_unit or unit or "m"
         pos = pos * unit_factor(unit, LENGTH_UNITS, "positions_unit")
-        if self.num_frames and pos.ndim == 2 and len(pos) > n:
+        if (self.num_frames or self.following) and pos.ndim == 2 and len(pos) > n:
             pos = pos[:n]
         return check_positions(pos, n, where)
 

@@ -1,0 +1,224 @@
+"""A simulated acquisition that grows raw data at a controlled rate (tests, benchmarks, demos).
+
+Frames come from the ``simulate`` source (``kind = "index"`` by default, frame
+*i* filled with *i*), so ordering mistakes of a follower show.  Three layouts,
+written the way detector writers do:
+
+* ``hdf5``: one file written in SWMR mode; ``/entry/data/data`` (N, H, W) grows
+  frame by frame, then ``/entry/positions`` (N, 2) metres; at the end
+  ``/entry/instrument/detector/end_of_scan`` is set to 1.
+* ``eiger``: a master file (SWMR) whose ``/entry/data/data_000001``, ... are
+  external links to data files written one by one (under a temporary name,
+  then renamed); positions and the marker are in the master.
+* ``files``: ``frame_00000.npy``, ... written under a hidden name and renamed,
+  positions appended to ``positions.txt`` (``y x`` per line, metres); at the
+  end an empty file ``scan_done`` appears.
+
+Run ``python -m ptyprep.acquire --help``.  The time each frame became
+complete (Unix seconds) can be saved with ``--times FILE.npy``.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .sources.simulate import SimulatedSource
+
+FRAMES, POSITIONS = "/entry/data/data", "/entry/positions"
+MARKER = "/entry/instrument/detector/end_of_scan"
+GEOMETRY = {"energy_keV": 6.2, "distance_m": 7.0, "psize_m": 172e-6}
+
+
+def source_options(layout, path, frame_shape=(96, 100), pattern_size=64, beam_center=None):
+    """The ``[source]`` table of a recipe that reads what :func:`acquire` writes."""
+    path = str(path)
+    geo = dict(GEOMETRY)
+    if beam_center is not None:
+        geo["beam_center"] = list(beam_center)
+    if layout == "files":
+        return {"name": "files", "pattern": f"{path}/frame_*.npy",
+                "positions_file": f"{path}/positions.txt",
+                "end_of_scan": f"{path}/scan_done", **geo}
+    frames = FRAMES if layout == "hdf5" else "/entry/data"
+    return {"name": "hdf5", "path": path, "frames": frames, "positions": POSITIONS,
+            "end_of_scan": MARKER, **geo}
+
+
+def simulated(num_frames, frame_shape, pattern_size, kind="index"):
+    """The simulated source the frames come from."""
+    h, w = frame_shape
+    return SimulatedSource(num_frames=num_frames, frame_shape=frame_shape,
+                           pattern_size=pattern_size, beam_center=(h / 2 + 0.3, w / 2 - 0.4),
+                           gap_cols=(w // 2 + 10, w // 2 + 12), kind=kind)
+
+
+class _Clock:
+    """Paces batches at ``rate_hz`` frames per second; ``stall_after`` frames, then stops."""
+
+    def __init__(self, rate_hz):
+        self.rate_hz, self.t0 = rate_hz, time.monotonic()
+
+    def wait_for(self, frame):
+        if self.rate_hz > 0:
+            delay = self.t0 + frame / self.rate_hz - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def acquire(layout, path, num_frames, rate_hz=100.0, frame_shape=(96, 100), pattern_size=64,
+            batch=1, marker=True, stop_after=None, file_frames=8, kind="index", times=None):
+    """Write a scan at ``rate_hz`` frames per second; return the completion time of each frame.
+
+    Parameters
+    ----------
+    layout : {"hdf5", "eiger", "files"}
+    path : str or Path
+        HDF5 (master) file, or folder of frame files.
+    num_frames : int
+    rate_hz : float
+        Frames per second (0: as fast as possible).
+    batch : int
+        Frames written (and flushed) together.
+    marker : bool
+        Set the end-of-scan marker at the end (False: a writer that just stops).
+    stop_after : int, optional
+        Stop writing after this many frames and hang (a stalled writer), marker unset.
+    file_frames : int
+        Frames per data file (``eiger``).
+    times : str or Path, optional
+        Save the completion times as ``.npy``.
+    """
+    src = simulated(num_frames, frame_shape, pattern_size, kind)
+    positions = src.read_positions()
+    writer = {"hdf5": _HDF5Writer, "eiger": _EigerWriter, "files": _FilesWriter}[layout](
+        Path(path), num_frames, frame_shape, file_frames)
+    clock, done = _Clock(rate_hz), np.zeros(num_frames)
+    last = num_frames if stop_after is None else min(stop_after, num_frames)
+    for start in range(0, last, batch):
+        stop = min(start + batch, last)
+        clock.wait_for(stop)
+        writer.write(start, src.read_frames(np.arange(start, stop)), positions[start:stop])
+        done[start:stop] = time.time()
+    if times is not None:
+        np.save(times, done)
+    if stop_after is not None:
+        time.sleep(3600)  # a stalled writer: alive, file open, nothing more comes
+    writer.finish(marker)
+    return done
+
+
+class _HDF5Writer:
+    def __init__(self, path, num_frames, frame_shape, file_frames):
+        self.h5 = h5py.File(path, "w", libver="latest")
+        self.frames = self.h5.create_dataset(FRAMES, (0,) + tuple(frame_shape),
+                                             maxshape=(None,) + tuple(frame_shape),
+                                             chunks=(1,) + tuple(frame_shape), dtype=np.uint32)
+        self.pos = self.h5.create_dataset(POSITIONS, (0, 2), maxshape=(None, 2), dtype=np.float64)
+        self.marker = self.h5.create_dataset(MARKER, data=np.int64(0))
+        self.h5.swmr_mode = True
+
+    def write(self, start, frames, positions):
+        stop = start + len(frames)
+        self.frames.resize(stop, axis=0)
+        self.frames[start:stop] = frames
+        self.frames.flush()
+        self.pos.resize(stop, axis=0)
+        self.pos[start:stop] = positions
+        self.pos.flush()
+
+    def finish(self, marker):
+        if marker:
+            self.marker[()] = 1
+            self.marker.flush()
+        self.h5.close()
+
+
+class _EigerWriter(_HDF5Writer):
+    def __init__(self, path, num_frames, frame_shape, file_frames):
+        self.path, self.file_frames = path, file_frames
+        self.h5 = h5py.File(path, "w", libver="latest")
+        n_files = -(-num_frames // file_frames)
+        for k in range(n_files):
+            self.h5[f"/entry/data/data_{k + 1:06d}"] = h5py.ExternalLink(self._data_name(k),
+                                                                          "/entry/data/data")
+        self.pos = self.h5.create_dataset(POSITIONS, (0, 2), maxshape=(None, 2), dtype=np.float64)
+        self.marker = self.h5.create_dataset(MARKER, data=np.int64(0))
+        self.h5.swmr_mode = True
+        self.pending, self.pending_start = [], 0
+
+    def _data_name(self, k):
+        return f"{self.path.stem}_data_{k + 1:06d}.h5"
+
+    def write(self, start, frames, positions):
+        for i, frame in enumerate(frames):
+            self.pending.append(frame)
+            if len(self.pending) == self.file_frames:
+                self._flush_file()
+        self.pos.resize(start + len(frames), axis=0)
+        self.pos[start:] = positions
+        self.pos.flush()
+
+    def _flush_file(self):
+        k = self.pending_start // self.file_frames
+        final = self.path.with_name(self._data_name(k))
+        tmp = final.with_name("." + final.name + ".tmp")
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("/entry/data/data", data=np.stack(self.pending))
+        os.replace(tmp, final)
+        self.pending_start += len(self.pending)
+        self.pending = []
+
+    def finish(self, marker):
+        if self.pending:
+            self._flush_file()
+        super().finish(marker)
+
+
+class _FilesWriter:
+    def __init__(self, path, num_frames, frame_shape, file_frames):
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.table = open(path / "positions.txt", "a")
+
+    def write(self, start, frames, positions):
+        for i, frame in enumerate(frames):
+            final = self.path / f"frame_{start + i:05d}.npy"
+            tmp = self.path / f".frame_{start + i:05d}.npy.tmp"
+            with open(tmp, "wb") as fh:
+                np.save(fh, frame)
+            os.replace(tmp, final)
+        self.table.write("".join(f"{y!r} {x!r}\n" for y, x in positions))
+        self.table.flush()
+
+    def finish(self, marker):
+        self.table.close()
+        if marker:
+            (self.path / "scan_done").touch()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m ptyprep.acquire", description=__doc__.split("\n")[0])
+    p.add_argument("layout", choices=("hdf5", "eiger", "files"))
+    p.add_argument("path")
+    p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--rate", type=float, default=100.0, help="frames per second (0 = max)")
+    p.add_argument("--shape", type=int, nargs=2, default=(96, 100), metavar=("H", "W"))
+    p.add_argument("--pattern", type=int, default=64, help="simulated pattern size")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--file-frames", type=int, default=8)
+    p.add_argument("--no-marker", action="store_true")
+    p.add_argument("--stop-after", type=int, default=None)
+    p.add_argument("--times", default=None)
+    a = p.parse_args(argv)
+    acquire(a.layout, a.path, a.frames, a.rate, tuple(a.shape), a.pattern, a.batch,
+            not a.no_marker, a.stop_after, a.file_frames, times=a.times)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
