@@ -97,11 +97,17 @@ def machine():
         "h5py": h5py.version.version,
         "hdf5": h5py.version.hdf5_version,
     }
-    for mod in ("scipy", "pyFAI", "hdf5plugin", "bitshuffle", "mpi4py"):
+    from importlib.metadata import PackageNotFoundError, version
+
+    for mod in ("scipy", "pyFAI", "hdf5plugin", "bitshuffle", "mpi4py", "mpich"):
         try:
-            info[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001  a missing optional package is reported as such
+            info[mod] = version(mod)
+        except PackageNotFoundError:
             info[mod] = "missing"
+    try:
+        info["loadavg_1min"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        info["loadavg_1min"] = None
     info["threads"] = {name: os.environ.get(name) for name in THREAD_VARIABLES[:3]}
     info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE")
     try:

@@ -58,7 +58,7 @@ def simulated(num_frames, frame_shape, pattern_size, kind="index"):
 
 
 class _Clock:
-    """Paces batches at ``rate_hz`` frames per second; ``stall_after`` frames, then stops."""
+    """Paces batches at ``rate_hz`` frames per second (0: no pacing)."""
 
     def __init__(self, rate_hz):
         self.rate_hz, self.t0 = rate_hz, time.monotonic()
@@ -192,7 +192,7 @@ class _FilesWriter:
             with open(tmp, "wb") as fh:
                 np.save(fh, frame)
             os.replace(tmp, final)
-        self.table.write("".join(f"{y!r} {x!r}\n" for y, x in positions))
+        self.table.write("".join(f"{float(y)!r} {float(x)!r}\n" for y, x in positions))
         self.table.flush()
 
     def finish(self, marker):
@@ -202,7 +202,8 @@ class _FilesWriter:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ptyprep.acquire", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ptyprep.acquire",
+                                description=__doc__.split("\n")[0])
     p.add_argument("layout", choices=("hdf5", "eiger", "files"))
     p.add_argument("path")
     p.add_argument("--frames", type=int, default=100)

@@ -71,8 +71,11 @@ def build_parser():
         return p
 
     recipe_command("run", "prepare a scan (serially, or on every rank under mpiexec)")
-    recipe_command("watch", "prepare a scan while it is being acquired, publishing each chunk "
-                            "as soon as it is complete")
+    from .watch import add_watch_arguments
+
+    add_watch_arguments(recipe_command(
+        "watch", "prepare a scan while it is being acquired, publishing each chunk as soon as "
+                 "it is complete; killed and restarted, it continues where it stopped"))
     recipe_command("validate", "check a recipe and the source it names; print the plan")
     p = sub.add_parser("inspect", help="summarise a .ptyd, proc_data or raw HDF5 file")
     p.add_argument("file")
@@ -108,10 +111,13 @@ def _cmd_run(args, comm):
 
 def _cmd_watch(args, comm):
     from .recipe import load_recipe
-    from .watch import watch
+    from .watch import watch, watch_options
 
     recipe = load_recipe(args.recipe, overrides=_overrides(args.overrides))
-    watch(recipe, comm)
+    result = watch(recipe, comm, **watch_options(args))
+    if comm.rank == 0:
+        state = "complete" if result["complete"] else "stopped"
+        print(f"{state}: {result['path']} ({result['frames']} frames)", flush=True)
 
 
 def _cmd_validate(args, comm):

@@ -225,11 +225,13 @@ class FilesSource(ScanSource):
         """
         self.refresh()
         ended = self.end_of_scan is not None and Path(self.end_of_scan).exists()
-        self._index()
+        self._index_growing(require_stable=True)
         n = len(self._files)
         return n, bool(ended or (self.num_frames and n >= self.num_frames))
 
-    def _index_growing(self):
+    def _index_growing(self, require_stable=False):
+        """List the complete frames; ``require_stable``: a non-``.npy`` file also needs a size
+        unchanged since the previous listing (other readers trust the count given to them)."""
         if self.pattern:
             files = sorted(glob.glob(str(self.pattern)), key=natural_key)
             pos = None
@@ -246,7 +248,7 @@ class FilesSource(ScanSource):
                 names, pos = parse_positions_txt_text(complete, table)
             files = [str(folder / n) for n in names]
         n = 0
-        while n < len(files) and self._complete(files[n]):
+        while n < len(files) and self._complete(files[n], require_stable):
             n += 1
         if pos is not None:
             n = min(n, len(pos))
@@ -255,7 +257,7 @@ class FilesSource(ScanSource):
         self._files = files[:n]
         self._positions = None if pos is None else pos[:n]
 
-    def _complete(self, path):
+    def _complete(self, path, require_stable):
         try:
             stat = Path(path).stat()
         except OSError:
@@ -275,7 +277,7 @@ class FilesSource(ScanSource):
         key = (stat.st_size, stat.st_mtime_ns)
         stable = self._sizes.get(path) == key
         self._sizes[path] = key
-        return stable
+        return stable or not require_stable
 
     def _geometry(self):
         geo = {}
