@@ -57,6 +57,16 @@ def prepare(raw, out, rebin, compression="gzip", save="append"):
     return time.perf_counter() - t0
 
 
+def prepare_only(raw, rebin):
+    """Seconds to read and prepare every frame in memory (``iter_chunks``), nothing written."""
+    import ptyprep
+
+    t0 = time.perf_counter()
+    for _ in ptyprep.iter_chunks(recipe(raw, Path(raw).with_suffix(".unused"), rebin)):
+        pass
+    return time.perf_counter() - t0
+
+
 def make_raw(folder, n):
     path = Path(folder) / "raw.h5"
     C.write_frames(path, n, C.diffraction_frames(16, RAW, seed=3), chunked=False)
@@ -77,8 +87,14 @@ def run(frames=2000, repeat=2, profile=False, folder=None, extra=True):
             t = min(prepare(raw, Path(tmp) / f"{name}.ptyd", rebin, comp, save)
                     for _ in range(repeat if not name.endswith(("none", "lzf", "bitshuffle")) else 1))
             size = (Path(tmp) / f"{name}.ptyd").stat().st_size
+            (Path(tmp) / f"{name}.ptyd").unlink()
             out["cases"][name] = {"seconds": t, "fps": frames / t, "ratio": t_read / t,
                                   "compression": comp, "rebin": rebin, "mb": size / 1e6}
+        for rebin in (1, 2):
+            t = min(prepare_only(raw, rebin) for _ in range(repeat))
+            out["cases"][f"rebin{rebin}_no_write"] = {"seconds": t, "fps": frames / t,
+                                                      "ratio": t_read / t, "compression": "-",
+                                                      "rebin": rebin, "mb": 0.0}
         out["ptycho_vs_read_limit"] = min(out["cases"][k]["ratio"] for k in ("rebin1", "rebin2"))
         if profile:
             import cProfile

@@ -84,7 +84,7 @@ def table(results):
     for name, c in pt.get("cases", {}).items():
         if name not in ("rebin1", "rebin2"):
             rows.append((f"  (info) ptycho {name} vs read", c["ratio"], "", None,
-                         f"{c['fps']:.0f} frames/s, {c['mb']:.0f} MB"))
+                         f"{c['fps']:.0f} frames/s" + (f", {c['mb']:.0f} MB" if c["mb"] else "")))
     syn = ec.get("synthetic")
     if syn:
         ms = syn["ms_per_frame"]
