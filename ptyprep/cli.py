@@ -106,7 +106,8 @@ def _cmd_run(args, comm):
     recipe = load_recipe(args.recipe, overrides=_overrides(args.overrides))
     result = run(recipe, comm)
     if comm.rank == 0:
-        print(f"wrote {result['path']} ({result['frames']} frames, {result['seconds']:.1f} s)")
+        frames = "" if result["frames"] is None else f"{result['frames']} frames, "
+        print(f"wrote {result['path']} ({frames}{result['seconds']:.1f} s)")
 
 
 def _cmd_watch(args, comm):

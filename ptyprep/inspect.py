@@ -72,5 +72,15 @@ def format_summary(summary):
             filt = f"  [{', '.join(d['filters'])}]" if d["filters"] else ""
             lines.append(f"  {d['path']:<50} {str(tuple(d['shape'])):<20} {d['dtype']}{filt}")
         return "\n".join(lines)
-    width = max(len(k) for k in summary)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in summary.items())
+    return "\n".join(_format_items(summary, 0))
+
+
+def _format_items(mapping, depth):
+    width = max((len(str(k)) for k in mapping), default=0)
+    pad = "  " * depth
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            yield f"{pad}{key}:"
+            yield from _format_items(value, depth + 1)
+        else:
+            yield f"{pad}{str(key):<{width}}  {value}"

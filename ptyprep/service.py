@@ -139,13 +139,15 @@ def run(recipe, comm=None):
     Returns
     -------
     dict
-        ``path`` of the output, ``frames`` prepared, ``seconds`` taken.
+        ``path`` of the output, ``frames`` prepared (None for proc_data), ``seconds`` taken.
     """
     comm = comm or world()
     if recipe.output.format == "procdata":
         from .saxs.pipeline import run_procdata
 
-        return run_procdata(recipe, comm)
+        t0 = time.perf_counter()
+        path = run_procdata(recipe, comm)
+        return {"path": str(path), "frames": None, "seconds": time.perf_counter() - t0}
     from .writers.ptyd import PtydWriter, check_output, remove_previous
 
     dfile = recipe.path(recipe.output.dfile)
