@@ -201,13 +201,17 @@ class LixSource(ScanSource):
     """``[source] name = "nsls2-lix"``: one detector of one scan of a LiX raw file.
 
     Options: ``path`` (raw file), ``sample`` (scan name; default the first),
-    ``detector`` (frame dataset, default ``pil1M_image``).  Positions are the raw
-    ``(slow, fast)`` motor values in motor units, not metres.
+    ``detector`` (frame dataset, default ``pil1M_image``), ``incident`` /
+    ``transmitted`` (monitor fields, default ``em1…``/``em2…``).  Positions are the
+    raw ``(slow, fast)`` motor values in motor units, not metres.
     """
 
     path_options = ("path",)
+    #: the option a scanning-SAXS ``Detector(dataset=...)`` sets
+    frames_option = "detector"
 
-    def __init__(self, path, sample="", detector="pil1M_image"):
+    def __init__(self, path, sample="", detector="pil1M_image", incident=INCIDENT,
+                 transmitted=TRANSMITTED):
         if isinstance(path, (list, tuple)):
             if len(path) != 1:
                 raise SourceError(f"nsls2-lix serves one raw file, got {len(path)}; "
@@ -219,8 +223,13 @@ class LixSource(ScanSource):
             raise SourceError(f"{self.path!r} holds no LiX scan (no group with a 'start' attribute)")
         self.sample = sample or samples[0]
         self.detector = detector
+        self.incident, self.transmitted = incident, transmitted
         self._raw = LixRaw(self.path, self.sample)
-        self._raw.detector(detector)
+        try:
+            self._raw.detector(detector)
+        except SourceError:
+            self._raw.close()
+            raise
 
     def read_meta(self):
         ds = self._raw.detector(self.detector)
@@ -235,6 +244,20 @@ class LixSource(ScanSource):
 
     def read_frames(self, indices, roi=None):
         return crop_roi(self._raw.read_frames(self.detector, indices, roi), None)
+
+    def read_monitors(self):
+        """``incident``/``transmitted`` per frame (own-stream monitors integrated), or None."""
+        out = {k: self._raw.monitor(f) for k, f in (("incident", self.incident),
+                                                    ("transmitted", self.transmitted))}
+        return {k: v for k, v in out.items() if v is not None} or None
+
+    def read_scan_geometry(self):
+        """Shape, motors and snaking from the start document; recorded motor positions."""
+        geo = self._raw.geometry
+        slow, fast = geo["motors"]
+        return {"shape": geo["shape"], "motors": [slow, fast], "snaking": geo["snake"],
+                "positions": np.stack([self._raw.motor(slow), self._raw.motor(fast)], axis=1),
+                "exposure_s": geo["exposure_s"], "header": self._raw.start}
 
     def close(self):
         self._raw.close()

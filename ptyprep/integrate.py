@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from .errors import RecipeError
 
 __all__ = ["make_qgrid", "q_bin_bounds", "q_edges", "q_segments", "phi_edges", "phi_centres",
-           "load_poni", "geometry_dict", "StackIntegrator", "merge_maps"]
+           "load_poni", "geometry_dict", "StackIntegrator", "merge_maps", "merge_var"]
 
 _UNIT = "q_A^-1"
 _RTOL = 1e-6          # relative tolerance when deciding that two q steps are equal
@@ -471,6 +471,30 @@ class StackIntegrator:
         k = self.nphi * self.qgrid.size
         return out[:, :k].reshape(-1, self.nphi, self.qgrid.size), out[:, k:]
 
+    def qphi_var(self, frames, monitor=None):
+        """Poisson variance of :meth:`qphi`: σ² = counts, propagated through the same matrix.
+
+        For a bin with pixel weights ``c`` (the sparse matrix row) and normalisation
+        ``n = Σ c·w`` (solid angle × polarisation × flat), ``var = Σ c²·max(x, 0) / n²``
+        (divided by ``monitor²``), with ``x`` the raw frame (dark included: the counts).
+
+        Parameters
+        ----------
+        frames : (N, H, W) ndarray of counts;  monitor : (N,) array_like, optional
+
+        Returns
+        -------
+        var : (N, nphi, Nq) float32 ndarray, NaN where no valid pixel reaches a bin.
+        """
+        if getattr(self, "_m2sq", None) is None:
+            sq = self._m2.copy()
+            sq.data = sq.data.astype(np.float64) ** 2
+            self._m2sq = sq
+        frames = np.clip(np.asarray(frames, dtype=np.float64), 0.0, None)
+        out = self._apply(self._m2sq, self._n2 ** 2, None, frames,
+                          None if monitor is None else np.asarray(monitor, np.float64) ** 2)
+        return out.reshape(out.shape[0], self.nphi, self.qgrid.size)
+
 
 # --------------------------------------------------------------------------- merging
 
@@ -506,3 +530,28 @@ def merge_maps(maps, scales=None):
         count += ok
     with np.errstate(invalid="ignore", divide="ignore"):
         return (total / count).astype(np.float32)
+
+
+def merge_var(variances, scales=None):
+    """Variance of :func:`merge_maps` of maps with these variances (independent detectors).
+
+    Parameters
+    ----------
+    variances : sequence of (N, nphi, Nq) ndarrays
+        One per detector, NaN in bins the detector does not cover.
+    scales : sequence of float, optional
+
+    Returns
+    -------
+    (N, nphi, Nq) float32 ndarray: ``Σ s²·var / k²`` over the k detectors covering a bin.
+    """
+    variances = [np.asarray(v) for v in variances]
+    scales = [1.0] * len(variances) if scales is None else [float(s) for s in scales]
+    total = np.zeros(variances[0].shape, dtype=np.float64)
+    count = np.zeros(variances[0].shape, dtype=np.int32)
+    for v, s in zip(variances, scales):
+        ok = np.isfinite(v)
+        total += np.where(ok, v, 0) * s * s
+        count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / count.astype(np.float64) ** 2).astype(np.float32)

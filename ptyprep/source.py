@@ -109,6 +109,32 @@ class ScanSource(abc.ABC):
         ``.ptyd``'s weights); None (the default) when only the static mask applies."""
         return None
 
+    def read_monitors(self):
+        """Per-frame beam monitors, or None (the default) when the source has none.
+
+        Returns
+        -------
+        dict of str -> (N,) float64 ndarray, or None
+            Keys are the proc_data attribute names: ``"incident"`` (beam before the
+            sample) and/or ``"transmitted"`` (after it); other names are kept as
+            attributes too.  N may exceed the frame count (extra values are ignored).
+        """
+        return None
+
+    def read_scan_geometry(self):
+        """The raster behind the frames, or None (the default): a 1-D series of frames.
+
+        Returns
+        -------
+        dict or None
+            ``shape`` [n_slow, n_fast] (frames in acquisition order, row by row);
+            ``motors`` [slow_name or None, fast_name]; ``snaking`` bool (odd rows run the
+            fast axis backwards); ``positions`` (N, 2) float64 recorded ``(slow, fast)``
+            positions in the motors' own units (mm, degrees — not metres).  Optional:
+            ``exposure_s`` float, ``header`` (JSON-ready dict of the raw scan's metadata).
+        """
+        return None
+
     def available(self):
         """Return ``(frames_available_now, scan_ended)``; a finished scan by default."""
         return self.read_meta().num_frames, True

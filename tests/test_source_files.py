@@ -138,3 +138,38 @@ def test_real_pilatus_tif(shared_data):
         ref = fabio.open(str(path)).data
         np.testing.assert_array_equal(src.read_frames([0], (100, 356, 200, 456))[0],
                                       ref[100:356, 200:456])
+
+
+def test_table_with_named_columns_monitors_and_motors(tmp_path):
+    (tmp_path / "frames").mkdir()
+    for i in range(N):
+        np.save(tmp_path / "frames" / f"f_{i}.npy", frame(i))
+    rot, x = np.repeat([0.0, 90.0], 6)[:N], np.tile(np.arange(6) * 0.5, 2)[:N]
+    table = np.column_stack([x * 1e-3, rot, x, np.arange(N) + 100.0, np.arange(N) + 7.0])
+    np.savetxt(tmp_path / "scan.csv", table, delimiter=",", header="y_m, theta, x, I0, It")
+    src = make_source("files", {"pattern": "frames/*.npy", "positions_file": "scan.csv",
+                                "positions_columns": ["y_m", "y_m"],
+                                "monitor_columns": {"incident": "I0", "transmitted": "It"},
+                                "motors": ["theta", "x"], "scan_shape": [2, 6], "snaking": True},
+                      base_dir=str(tmp_path))
+    with src:
+        np.testing.assert_allclose(src.read_positions()[:, 0], x * 1e-3)
+        mon = src.read_monitors()
+        np.testing.assert_array_equal(mon["incident"], np.arange(N) + 100.0)
+        np.testing.assert_array_equal(mon["transmitted"], np.arange(N) + 7.0)
+        geo = src.read_scan_geometry()
+        assert geo["shape"] == [2, 6] and geo["motors"] == ["theta", "x"] and geo["snaking"]
+        np.testing.assert_array_equal(geo["positions"], np.column_stack([rot, x]))
+    plain = make_source("files", {"pattern": "frames/*.npy"}, base_dir=str(tmp_path))
+    assert plain.read_monitors() is None and plain.read_scan_geometry() is None
+
+
+def test_named_column_without_header(tmp_path):
+    np.save(tmp_path / "f_0.npy", frame(0))
+    np.savetxt(tmp_path / "pos.txt", [[1.0, 2.0, 3.0]])
+    src = make_source("files", {"pattern": "f_*.npy", "positions_file": "pos.txt",
+                                "monitor_columns": ["I0"]}, base_dir=str(tmp_path))
+    with pytest.raises(SourceError, match="no header line naming its columns"):
+        src.read_monitors()
+    with pytest.raises(RecipeError, match="give positions_file too"):
+        FilesSource(pattern="f_*.npy", monitor_columns=["I0"])

@@ -357,3 +357,49 @@ def test_registry_resolves_other_file_specs(single, tmp_path):
 def test_quoted_number_is_rejected():
     with pytest.raises(RecipeError, match="quoted number"):
         HDF5Source("a.h5", energy_keV="8.8")
+
+
+def write_scan_extras(path):
+    with h5py.File(path, "a") as f:
+        f["/entry/mon/i0"] = np.arange(N) + 100.0
+        f["/entry/mon/it"] = np.arange(N) + 10.0
+        f["/entry/scan/shape"] = np.array([3, 4])
+        f["/entry/scan/rot"] = np.repeat([0.0, 30.0, 60.0], 4)
+        f["/entry/scan/x"] = np.tile(np.arange(4) * 0.1, 3)
+
+
+def test_monitors_and_scan_geometry(single):
+    write_scan_extras(single)
+    with HDF5Source(single, incident="/entry/mon/i0", transmitted="/entry/mon/it",
+                    scan_shape="/entry/scan/shape", motors=["rot", "x"], snaking=True,
+                    motor_positions=["/entry/scan/rot", "/entry/scan/x"]) as src:
+        mon = src.read_monitors()
+        np.testing.assert_array_equal(mon["incident"], np.arange(N) + 100.0)
+        np.testing.assert_array_equal(mon["transmitted"], np.arange(N) + 10.0)
+        geo = src.read_scan_geometry()
+        assert geo["shape"] == [3, 4] and geo["motors"] == ["rot", "x"] and geo["snaking"] is True
+        np.testing.assert_array_equal(geo["positions"][:, 0], np.repeat([0.0, 30.0, 60.0], 4))
+    with HDF5Source(single, scan_shape=[3, 4]) as src:           # no positions: grid indices
+        assert src.read_monitors() is None
+        geo = src.read_scan_geometry()
+        np.testing.assert_array_equal(geo["positions"][4], [1, 0])
+    with HDF5Source(single, positions_y="/entry/scan/rot", positions_x="/entry/scan/x") as src:
+        np.testing.assert_array_equal(src.read_scan_geometry()["positions"][:, 1],
+                                      np.tile(np.arange(4) * 0.1, 3))    # raw values, not metres
+    with HDF5Source(single) as src:
+        assert src.read_scan_geometry() is None
+
+
+@pytest.mark.parametrize("kw, match", [({"scan_shape": [3, "4"]}, "scan_shape"),
+                                       ({"motors": ["rot"]}, "motors"),
+                                       ({"incident": 5}, "incident"),
+                                       ({"snaking": "yes"}, "snaking")])
+def test_bad_scan_options(kw, match):
+    with pytest.raises(RecipeError, match=match):
+        HDF5Source("a.h5", **kw)
+
+
+def test_missing_monitor_dataset(single):
+    with HDF5Source(single, incident="/entry/mon/nope") as src:
+        with pytest.raises(SourceError, match="'/entry/mon/nope' not found"):
+            src.read_monitors()

@@ -4,11 +4,13 @@ In memory it is ``proc_data[sample][data_key][sub_key]`` (see
 ``specs/proc_data.md``)::
 
     run_an.h5   @detectors @qgrid @Nphi @phi_convention @q_unit @layout
-      /{sample} @source @header @scan
+      /{sample} @source @header @scan @source_spec
          scan/      slow, fast                  snapped motor positions
          qphi/      @xc @yc (q, φ centres)
             merged/ d (N, Nphi, Nq) + q, phi, q_lo, q_hi, phi_edges  NXdata
+                    err (N, Nphi, Nq) optional Poisson standard deviation
          Iq/        merged (N, Nq), subtracted, q          NXdata
+         Iphi/      merged (N, Nphi) @qrange, phi          NXdata
          attrs/     <name> (N,) or (N, k)
          maps/      @xc @yc @xc_label @yc_label
             <attr>/ d (n_slow, n_fast), x, y               NXdata
@@ -45,6 +47,8 @@ PHI_CONVENTION = (
 ATTR_SOURCE = "source"
 ATTR_HEADER = "header"
 ATTR_SCAN = "scan"
+ATTR_SOURCE_SPEC = "source_spec"   # JSON {"name", "options", "frames"}: how every rank reopens the raw data
+ATTR_QRANGE = "qrange"             # on Iphi: the q window [q1, q2] (1/Å) the profile averages
 OVERALL = "overall"
 
 # data keys and sub keys
@@ -92,6 +96,11 @@ def qphi_path(sn, sub=MERGED):
 def iq_path(sn, sub=MERGED):
     """Dataset ``(N, Nq)`` of azimuthally averaged intensities."""
     return f"{sample_path(sn)}/{IQ}/{sub}"
+
+
+def iphi_path(sn, sub=MERGED):
+    """Dataset ``(N, Nphi)`` of azimuthal profiles over ``@qrange``."""
+    return f"{sample_path(sn)}/{IPHI}/{sub}"
 
 
 def attr_path(sn, name):

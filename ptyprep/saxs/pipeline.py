@@ -1,7 +1,8 @@
 """``ptyprep run`` for ``[output] format = "procdata"``: the whole SAXS/WAXS chain from a recipe.
 
-Import raw files → process (q-φ maps, I(q)) → optional background subtraction →
-attributes → maps (+ ``overall``) → tomograms.  The file is written under a
+Import raw files (LiX) or one scan of any source → process (q-φ maps, I(q), optional
+Poisson errors) → optional background subtraction → ``Iphi`` → attributes → maps
+(+ ``overall``) → tomograms.  The file is written under a
 temporary name (``.<name>.partial``) and renamed when everything succeeded,
 so a failed run leaves no file a reader could take for complete.
 """
@@ -13,6 +14,11 @@ from pathlib import Path
 from ..errors import OutputError, RecipeError
 
 log = logging.getLogger(__name__)
+
+
+def uses_lix(recipe):
+    """True when the recipe imports LiX raw files (``nsls2-lix`` or ``[saxs] raw_files``)."""
+    return recipe.source.name == "nsls2-lix" or bool(recipe.saxs.raw_files)
 
 
 def raw_files(recipe):
@@ -72,7 +78,7 @@ def run_procdata(recipe, comm=None):
     if out.exists() and not recipe.output.overwrite:
         raise OutputError(f"output {str(out)!r} exists; set [output] overwrite = true or choose "
                           "another output.dfile")
-    files = raw_files(recipe)
+    files = raw_files(recipe) if uses_lix(recipe) else None
     detectors = make_detectors(recipe)
     qgrid = make_qgrid(*saxs.qgrid)
     tmp = partial_name(out)
@@ -85,7 +91,8 @@ def run_procdata(recipe, comm=None):
         an = ScanAnalysis(tmp, detectors=detectors, qgrid=qgrid, nphi=saxs.nphi, comm=comm,
                           replace_path=saxs.replace_path or None,
                           compression=recipe.output.compression)
-        _chain(an, saxs, files, recipe.output.chunk_frames)
+        _import(an, recipe, files)
+        _chain(an, saxs, recipe.output.chunk_frames)
     except Exception:
         if comm.rank == 0 and tmp.exists():
             tmp.unlink()
@@ -97,14 +104,31 @@ def run_procdata(recipe, comm=None):
     return out
 
 
-def _chain(an, saxs, files, chunk_frames):
-    an.import_raw_data(files, force_uniform_steps=saxs.force_uniform_steps, prec=saxs.prec)
+def _import(an, recipe, files):
+    saxs = recipe.saxs
+    if files is not None:
+        opts = recipe.source.options if recipe.source.name == "nsls2-lix" else {}
+        an.import_raw_data(files, force_uniform_steps=saxs.force_uniform_steps, prec=saxs.prec,
+                           incident=opts.get("incident"), transmitted=opts.get("transmitted"))
+    else:
+        an.import_source(recipe.source.name, recipe.source.options, sample=saxs.sample or None,
+                         force_uniform_steps=saxs.force_uniform_steps, prec=saxs.prec,
+                         base_dir=recipe.base_dir)
+
+
+def _chain(an, saxs, chunk_frames):
     an.process(chunk_frames=chunk_frames, split=saxs.split,
-               normalize_monitor=saxs.normalize_monitor)
+               normalize_monitor=saxs.normalize_monitor, errors=saxs.errors)
     if saxs.background:
         targets = [s for s in an.samples if s != saxs.background]
         for key in saxs.background_data_keys:
             an.subtract_background(targets, saxs.background, data_key=key)
+    if saxs.iphi_qrange:
+        an.extract_iphi(None, saxs.iphi_qrange, chunk_frames=chunk_frames)
+        if saxs.background and "qphi" in saxs.background_data_keys:
+            targets = [s for s in an.samples if s != saxs.background]
+            an.extract_iphi(targets, saxs.iphi_qrange, sub_key="subtracted",
+                            chunk_frames=chunk_frames)
     for a in saxs.attrs:
         an.extract_attr(None, a["name"], a["func"], a["data_key"], a["sub_key"],
                         chunk_frames=chunk_frames, **a["kwargs"])

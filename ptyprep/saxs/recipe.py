@@ -6,16 +6,23 @@ qgrid = [[0.005, 0.3, 0.002], [0.31, 2.5, 0.01]]   # segments [q0, q1, step], 1/
 nphi = 60                                          # even
 split = "bbox"                                     # pyFAI pixel splitting: no | bbox | full
 detectors = [{dataset = "pil1M_image", poni = "saxs.poni", valid = "saxs_valid.npy", scale = 1.0}]
-raw_files = []                                     # default: [source] path
+raw_files = []                                     # LiX files; default: [source] path
+sample = ""                                        # non-LiX sources: sample name (default the scan label)
+errors = false                                     # also qphi/merged/err (Poisson σ)
+iphi_qrange = [0.03, 0.1]                          # Iphi/merged: azimuthal profile over this q window
 force_uniform_steps = true
 prec = 0.001
-attrs = [{name = "int_saxs", func = "get_roi", data_key = "qphi", sub_key = "merged",
+attrs = [{name = "int_saxs", func = "get_roi", data_key = "qphi", sub_key = "merged",  # or Iq, Iphi
           kwargs = {qphirange = [0.02, 0.05, -180, 180]}}]
 maps = ["transmission", "absorption", "int_saxs"]
 save_overall = true
 tomo = ["absorption"]
 tomo_algorithm = "fbp"                             # or "sart"
 ```
+
+With ``[source] name = "nsls2-lix"`` (or ``raw_files``) every scan of the LiX files
+is imported; any other source (``hdf5``, ``files``, ...) is one sample, opened once
+per detector with the detector's ``dataset`` as its frames option.
 """
 
 import dataclasses
@@ -53,6 +60,9 @@ class SaxsSection:
     replace_path: tuple = ()
     background: str = ""
     background_data_keys: tuple = ("Iq",)
+    sample: str = ""
+    errors: bool = False
+    iphi_qrange: tuple = ()
 
     def to_dict(self):
         """Plain dict (TOML-like), for provenance."""
@@ -134,8 +144,12 @@ def _attrs(value):
         if a.get("func") not in ATTR_FUNCS:
             raise RecipeError(f"saxs.attrs[{i}].func = {a.get('func')!r} is not one of "
                               f"{', '.join(ATTR_FUNCS)}")
-        if a.get("data_key", "qphi") not in ("qphi", "Iq"):
-            raise RecipeError(f"saxs.attrs[{i}].data_key = {a.get('data_key')!r} must be 'qphi' or 'Iq'")
+        if a.get("data_key", "qphi") not in ("qphi", "Iq", "Iphi"):
+            raise RecipeError(f"saxs.attrs[{i}].data_key = {a.get('data_key')!r} must be 'qphi', "
+                              "'Iq' or 'Iphi'")
+        if a.get("sub_key", "merged") not in ("merged", "subtracted"):
+            raise RecipeError(f"saxs.attrs[{i}].sub_key = {a.get('sub_key')!r} must be 'merged' "
+                              "or 'subtracted'")
         if not isinstance(a.get("kwargs", {}), dict):
             raise RecipeError(f"saxs.attrs[{i}].kwargs must be a table")
         out.append({"name": name, "func": a["func"], "data_key": a.get("data_key", "qphi"),
@@ -164,7 +178,7 @@ def parse_saxs_section(table):
         if key in t:
             values[key] = _str_list(f"saxs.{key}", t.pop(key))
     for key in ("force_uniform_steps", "save_overall", "correct_for_transmission",
-                "normalize_monitor"):
+                "normalize_monitor", "errors"):
         if key in t:
             if not isinstance(t[key], bool):
                 raise RecipeError(f"saxs.{key} must be true or false, got {t[key]!r}")
@@ -183,7 +197,15 @@ def parse_saxs_section(table):
         if len(rp) != 2:
             raise RecipeError(f"saxs.replace_path must be [old, new], got {list(rp)}")
         values["replace_path"] = rp
-    for key in ("split", "tomo_algorithm", "background"):
+    if "iphi_qrange" in t:
+        qr = t.pop("iphi_qrange")
+        if not (isinstance(qr, list) and len(qr) == 2):
+            raise RecipeError(f"saxs.iphi_qrange must be [q1, q2] in 1/Å, got {qr!r}")
+        q1, q2 = (_number("saxs.iphi_qrange", v) for v in qr)
+        if not q1 <= q2:
+            raise RecipeError(f"saxs.iphi_qrange = {qr} is reversed; give [low, high] in 1/Å")
+        values["iphi_qrange"] = (q1, q2)
+    for key in ("split", "tomo_algorithm", "background", "sample"):
         if key in t:
             if not isinstance(t[key], str):
                 raise RecipeError(f"saxs.{key} must be a string, got {t[key]!r}")

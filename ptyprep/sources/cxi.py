@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import RecipeError, SourceError
 from ..source import ScanMeta, ScanSource
-from .hdf5 import H5Files, HDF5Source, LENGTH_UNITS, check_number, check_positions, unit_factor
+from ._common import H5Files, LENGTH_UNITS, check_number, check_positions, unit_factor
+from .hdf5 import HDF5Source
 
 
 class CXISource(ScanSource):

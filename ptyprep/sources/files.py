@@ -11,7 +11,10 @@ Two layouts:
   natural order of the numbers in the names (``f_2`` before ``f_10``), read with
   fabio (TIFF, CBF, EDF, ...) or numpy (``.npy``).  Positions come from a text
   table ``positions_file`` (columns ``positions_columns``, default ``[0, 1]`` =
-  y, x; unit ``positions_unit``).
+  y, x; unit ``positions_unit``).  The table may start with a line naming its
+  columns (``# y x I0 It``); columns are then named or numbered.  The same
+  table serves per-frame monitors (``monitor_columns``) and, for scanning SAXS,
+  motor positions in motor units (``motors``, ``scan_shape``, ``snaking``).
 
 Numbers given as options override ``geometry.txt``.  ``.npy`` frames are
 memory-mapped, so a ROI read touches only the window; other formats are decoded
@@ -26,8 +29,8 @@ import numpy as np
 
 from ..errors import RecipeError, SourceError
 from ..source import ScanMeta, ScanSource
-from .hdf5 import LENGTH_UNITS, check_number, check_positions, natural_key, unit_factor, \
-    valid_from_mask
+from ._common import LENGTH_UNITS, check_number, check_positions, check_scan_options, \
+    column_index, natural_key, parse_table, unit_factor, valid_from_mask
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +106,19 @@ class FilesSource(ScanSource):
         ``folder/positions.txt``).
     positions_unit : str
         "m", "mm", "um" or "nm" (series layout; positions.txt is in metres).
-    positions_columns : [int, int]
-        Columns of y and x in ``positions_file``.
+    positions_columns : [int or str, int or str]
+        Columns of y and x in ``positions_file`` (numbers from 0, or names from the
+        table's header line).
+    monitor_columns : dict or list, optional
+        Per-frame monitors in ``positions_file``: ``{incident = "I0", transmitted =
+        "It"}`` (attribute name = column), or a list of columns kept under their names.
+    motors : [slow, fast], optional
+        Columns of the recorded slow and fast motor positions (motor units); their
+        header names become the motor names.  Default: ``positions_columns``.
+    scan_shape : [n_slow, n_fast], optional
+        Raster shape (default one row of all frames).
+    snaking : bool
+        Odd rows of the raster run the fast axis backwards.
     energy_keV, distance_m : float, optional
         Override or supply the geometry.
     psize_m : float or [y, x], optional
@@ -134,19 +148,36 @@ class FilesSource(ScanSource):
     """
 
     path_options = ("folder", "pattern", "positions_file", "mask", "end_of_scan")
+    #: the option a scanning-SAXS ``Detector(dataset=...)`` sets (its frames' glob pattern)
+    frames_option = "pattern"
 
     def __init__(self, folder=None, pattern=None, positions_file=None, positions_unit="m",
                  positions_columns=(0, 1), energy_keV=None, distance_m=None, psize_m=None,
                  beam_center=None, mask=None, mask_valid_value=1, num_frames=0, label=None,
-                 end_of_scan=None):
+                 end_of_scan=None, monitor_columns=None, motors=None, scan_shape=None,
+                 snaking=False):
         if not folder and not pattern:
             raise RecipeError("source 'files' needs folder (a ptypy positions.txt folder) or "
                               "pattern (a glob of frame files)")
         unit_factor(positions_unit, LENGTH_UNITS, "positions_unit")
         cols = list(positions_columns) if isinstance(positions_columns, (list, tuple)) else []
-        if len(cols) != 2 or not all(isinstance(c, int) and c >= 0 for c in cols):
+        if len(cols) != 2 or not all(_is_column(c) for c in cols):
             raise RecipeError(f"source option positions_columns = {positions_columns!r} is not "
-                              "valid; expected two column numbers [y, x] counted from 0")
+                              "valid; expected two columns [y, x]: numbers counted from 0 or "
+                              "names from the table's header line")
+        if isinstance(monitor_columns, (list, tuple)):
+            monitor_columns = {str(c): c for c in monitor_columns}
+        if monitor_columns is not None and not (isinstance(monitor_columns, dict) and all(
+                _is_column(c) for c in monitor_columns.values())):
+            raise RecipeError(f"source option monitor_columns = {monitor_columns!r} is not valid; "
+                              "give {incident = 'I0', transmitted = 'It'} or a list of columns")
+        if motors is not None and not (isinstance(motors, (list, tuple)) and len(motors) == 2
+                                       and all(_is_column(c) for c in motors)):
+            raise RecipeError(f"source option motors = {motors!r} is not valid; give the two "
+                              "columns [slow, fast] of positions_file")
+        if (monitor_columns or motors) and not positions_file:
+            raise RecipeError("monitor_columns and motors name columns of positions_file; "
+                              "give positions_file too")
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 0:
             raise RecipeError(f"source option num_frames = {num_frames!r} is not valid; "
                               "expected an integer >= 0 (0 = all frames)")
@@ -164,9 +195,12 @@ class FilesSource(ScanSource):
         self.mask, self.mask_valid_value = mask, mask_valid_value
         self.num_frames, self.label = num_frames, label
         self.end_of_scan = end_of_scan
+        self.monitor_columns, self.motors = monitor_columns, motors
+        self.scan = check_scan_options(None, None, scan_shape, None, None, snaking)
         self.following = False
         self._sizes = {}
         self._files = self._positions = self._meta = self._valid = None
+        self._table = None
 
     # -- index of files and positions ---------------------------------------------------
     def _index(self):
@@ -202,14 +236,17 @@ class FilesSource(ScanSource):
             text = path.read_text()
             if self.following:  # a line is complete once its newline is written
                 text = text[:text.rfind("\n") + 1]
-            table = np.loadtxt(text.splitlines(), comments="#", ndmin=2)
-        except ValueError as exc:
+            names, table = parse_table(text, f"positions_file {str(path)!r}")
+        except (ValueError, UnicodeDecodeError) as exc:
             raise SourceError(f"positions_file {str(path)!r} is not a numeric table: {exc}") from exc
-        if table.shape[1] <= max(self.positions_columns):
-            raise SourceError(f"positions_file {str(path)!r} has {table.shape[1]} column(s), but "
-                              f"positions_columns = {self.positions_columns}; fix the columns")
-        return table[:, self.positions_columns] * unit_factor(self.positions_unit, LENGTH_UNITS,
-                                                              "positions_unit")
+        self._table = (names, table)
+        cols = [self._column(c, "positions_columns") for c in self.positions_columns]
+        return table[:, cols] * unit_factor(self.positions_unit, LENGTH_UNITS, "positions_unit")
+
+    def _column(self, col, option):
+        names, table = self._table
+        return column_index(col, names, table.shape[1], f"positions_file {self.positions_file!r}",
+                            option)
 
     # -- following a growing folder ---------------------------------------------------------
     def refresh(self):
@@ -322,6 +359,34 @@ class FilesSource(ScanSource):
         self.read_meta()
         return self._valid
 
+    # -- scanning SAXS: monitors and raster from the table ----------------------------------
+    def read_monitors(self):
+        """``{name: (N,)}`` of the ``monitor_columns`` of ``positions_file``, or None."""
+        if not self.monitor_columns:
+            return None
+        self.read_meta()
+        table = self._table[1]
+        return {name: table[:, self._column(col, "monitor_columns")].copy()
+                for name, col in self.monitor_columns.items()}
+
+    def read_scan_geometry(self):
+        """Raster from ``scan_shape``/``motors``/``snaking`` and the table (None if unset)."""
+        sc = self.scan
+        if sc["scan_shape"] is None and self.motors is None and not sc["snaking"]:
+            return None
+        n = self.read_meta().num_frames
+        shape = [1, n] if sc["scan_shape"] is None else list(sc["scan_shape"])
+        shape = [1] + shape if len(shape) == 1 else shape
+        if self._table is None:
+            idx = np.arange(n, dtype=np.float64)
+            return {"shape": shape, "motors": ["row", "column"], "snaking": sc["snaking"],
+                    "positions": np.stack([idx // shape[1], idx % shape[1]], axis=1)}
+        names, table = self._table
+        cols = [self._column(c, "motors") for c in (self.motors or self.positions_columns)]
+        motors = [names[c] if names else f"column{c}" for c in cols]
+        return {"shape": shape, "motors": motors, "snaking": sc["snaking"],
+                "positions": table[:, cols].copy()}
+
     def read_frames(self, indices, roi=None):
         meta = self.read_meta()
         h, w = meta.frame_shape
@@ -338,3 +403,8 @@ class FilesSource(ScanSource):
                                   f"first frame has {(h, w)}; all frames must match")
             out[k] = img[r0:r1, c0:c1]
         return out
+
+
+def _is_column(c):
+    return (isinstance(c, int) and not isinstance(c, bool) and c >= 0) or (
+        isinstance(c, str) and c != "")

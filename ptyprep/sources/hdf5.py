@@ -14,227 +14,25 @@ either it is taken in the option's own unit (m, keV, pixels).  A path may name
 another file as ``"file.h5::/path"``; a path without ``::`` is looked up in the
 first frames file and should start with ``/``.
 
-This module also holds the small helpers the ``files`` and ``cxi`` sources share.
+The helpers the ``files`` and ``cxi`` sources share live in :mod:`._common`.
 """
 
 import logging
-import re
 from pathlib import Path
 
 import h5py
 import hdf5plugin  # noqa: F401  registers the bitshuffle/LZ4, Blosc2, ... filters
 import numpy as np
 
+from ..chunkread import read_frames_roi
 from ..errors import RecipeError, SourceError
 from ..source import ScanMeta, ScanSource
+from ._common import (ENERGY_UNITS, HC_KEV_ANGSTROM, JOULE_PER_KEV, LENGTH_UNITS,  # noqa: F401
+                      PIXEL_UNITS, H5Files, check_number, check_positions, check_scan_options,
+                      contiguous_runs, natural_key, resolve_center, resolve_energy,
+                      resolve_length, resolve_psize, to_keV, unit_factor, valid_from_mask)
 
 log = logging.getLogger(__name__)
-
-HC_KEV_ANGSTROM = 12.398419843320026          # E[keV] * lambda[Å]
-JOULE_PER_KEV = 1.602176634e-16
-LENGTH_UNITS = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "micron": 1e-6, "microns": 1e-6,
-                "nm": 1e-9, "a": 1e-10, "å": 1e-10, "angstrom": 1e-10, "angstroms": 1e-10}
-ENERGY_UNITS = {"kev": 1.0, "ev": 1e-3, "j": 1.0 / JOULE_PER_KEV}
-PIXEL_UNITS = ("pixel", "pixels", "px", "")
-_BRACKET = re.compile(r"^(.*?)\s*\[([^\[\]]+)\]\s*$")
-
-
-def unit_factor(unit, table, what):
-    """Factor of ``unit`` (case-insensitive) in ``table``; RecipeError naming ``what`` otherwise."""
-    key = str(unit).strip().lower()
-    if key not in table:
-        raise RecipeError(f"unknown unit {unit!r} for {what}; use one of {', '.join(table)}")
-    return table[key]
-
-
-def to_keV(value, unit):
-    """Photon energy in keV from ``value`` in ``unit`` (an energy, or a wavelength unit)."""
-    key = str(unit).strip().lower()
-    if key in ENERGY_UNITS:
-        return float(value) * ENERGY_UNITS[key]
-    if key in LENGTH_UNITS:
-        return HC_KEV_ANGSTROM / (float(value) * LENGTH_UNITS[key] / 1e-10)
-    raise SourceError(f"energy unit {unit!r} is neither an energy ({', '.join(ENERGY_UNITS)}) nor "
-                      f"a wavelength ({', '.join(LENGTH_UNITS)}); fix the units attribute or "
-                      "give the value as a number in keV")
-
-
-def contiguous_runs(indices):
-    """Split increasing ``indices`` into runs of consecutive values.
-
-    Returns a list of ``(pos0, pos1)``: ``indices[pos0:pos1]`` is consecutive.
-    """
-    idx = np.asarray(indices, dtype=np.int64)
-    if idx.size == 0:
-        return []
-    cuts = np.flatnonzero(np.diff(idx) != 1) + 1
-    edges = np.concatenate(([0], cuts, [idx.size]))
-    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
-
-
-def check_positions(pos, num_frames, where):
-    """Validate ``(N, 2)`` positions in metres against the frame count; return float64."""
-    pos = np.asarray(pos, dtype=np.float64)
-    if pos.ndim != 2 or pos.shape[1] != 2:
-        raise SourceError(f"positions from {where} have shape {pos.shape}, expected (N, 2) (y, x); "
-                          "give an (N, 2) array or separate y and x columns")
-    if num_frames is not None and len(pos) != num_frames:
-        raise SourceError(f"{len(pos)} positions from {where} but {num_frames} frames; the counts "
-                          "must match (set num_frames to use a prefix of the scan)")
-    bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
-    if bad.size:
-        raise SourceError(f"positions from {where} contain NaN/inf at {bad.size} frame(s), first "
-                          f"at index {bad[0]}; fix the positions or drop those frames")
-    return pos
-
-
-def valid_from_mask(mask, valid_value, frame_shape, where):
-    """``mask == valid_value`` as (H, W) bool, after dropping leading length-1 axes."""
-    mask = np.asarray(mask)
-    while mask.ndim > 2 and mask.shape[0] == 1:
-        mask = mask[0]
-    if mask.shape != tuple(frame_shape):
-        raise SourceError(f"mask {where} has shape {mask.shape} but frames are {tuple(frame_shape)}; "
-                          "give a mask of the raw frame shape")
-    return mask == valid_value
-
-
-def natural_key(name):
-    """Sort key that orders ``frame_2`` before ``frame_10``."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
-
-
-def check_number(name, value, allow_path=True, pair=False):
-    """RecipeError unless ``value`` is None, a number, (a path,) or a 2-list of those."""
-    def ok(v):
-        return (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
-            allow_path and isinstance(v, str) and v.strip() != "")
-    if isinstance(value, str) and allow_path:
-        try:
-            float(value)
-        except ValueError:
-            pass
-        else:
-            raise RecipeError(f"source option {name} = {value!r} is a quoted number; write it "
-                              "without quotes, or give an HDF5 path")
-    if value is None or ok(value):
-        return value
-    if pair and isinstance(value, (list, tuple)) and len(value) == 2 and all(ok(v) for v in value):
-        return list(value)
-    kinds = "a number" + (" or an HDF5 path" if allow_path else "") + (
-        ", or a [y, x] pair of those" if pair else "")
-    raise RecipeError(f"source option {name} = {value!r} is not valid; expected {kinds}")
-
-
-class H5Files:
-    """Lazily opened, cached read-only HDF5 files; ``"file::/path"`` specs resolve here."""
-
-    def __init__(self, default_file, swmr=False):
-        self.default_file = str(default_file)
-        self.swmr = swmr
-        self._open = {}
-
-    def file(self, path):
-        path = str(path)
-        if path not in self._open:
-            if not Path(path).is_file():
-                raise SourceError(f"HDF5 file {path!r} does not exist; check the path "
-                                  "(relative paths are taken from the recipe's folder)")
-            try:
-                # SWMR read: a file a detector writer holds open in SWMR mode can be read
-                # (plain files open the same way); without it HDF5's lock refuses the open.
-                self._open[path] = h5py.File(path, "r", swmr=self.swmr)
-            except OSError as exc:
-                raise SourceError(f"cannot open {path!r} as HDF5: {exc}") from exc
-        return self._open[path]
-
-    def split(self, spec):
-        """``(file, inner_path, unit_or_None)`` of ``"[file::]path [unit]"``."""
-        unit = None
-        m = _BRACKET.match(spec)
-        if m:
-            spec, unit = m.group(1), m.group(2)
-        fname, sep, inner = spec.partition("::")
-        return (fname, inner, unit) if sep else (self.default_file, spec, unit)
-
-    def node(self, spec, what):
-        """The HDF5 object named by ``spec`` and its unit (bracket, else ``units`` attribute)."""
-        fname, inner, unit = self.split(spec)
-        f = self.file(fname)
-        try:
-            obj = f[inner]
-        except (KeyError, ValueError) as exc:
-            raise SourceError(f"{what}: {inner!r} not found in {fname!r} (missing dataset, or a "
-                              "dangling external link); check the HDF5 path (absolute, starting "
-                              "with '/') with `h5ls -r` or `ptyprep inspect`") from exc
-        if unit is None:
-            u = obj.attrs.get("units")
-            unit = u.decode() if isinstance(u, bytes) else (None if u is None else str(u))
-        return obj, unit
-
-    def values(self, spec, what):
-        """Flat float64 values of a dataset and its unit."""
-        obj, unit = self.node(spec, what)
-        if not isinstance(obj, h5py.Dataset):
-            raise SourceError(f"{what}: {spec!r} is a group, expected a dataset of numbers")
-        return np.asarray(obj[()], dtype=np.float64).ravel(), unit
-
-    def close(self):
-        for f in self._open.values():
-            try:
-                f.close()
-            except Exception:  # closing is best effort  # noqa: BLE001
-                pass
-        self._open.clear()
-
-
-def resolve_energy(files, value, what="energy_keV"):
-    """keV from a number, or an HDF5 path to an energy or a wavelength."""
-    if value is None or not isinstance(value, str):
-        return None if value is None else float(value)
-    v, unit = files.values(value, what)
-    return to_keV(v[0], unit or "keV")
-
-
-def resolve_length(files, value, what):
-    """Metres from a number, or an HDF5 path (first value)."""
-    if value is None or not isinstance(value, str):
-        return None if value is None else float(value)
-    v, unit = files.values(value, what)
-    return float(v[0]) * unit_factor(unit or "m", LENGTH_UNITS, what)
-
-
-def resolve_psize(files, value):
-    """``(y, x)`` metres from a number, [y, x], a path (1 or 2 values) or [path_y, path_x]."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return tuple(resolve_length(files, v, "psize_m") for v in value)
-    if isinstance(value, str):
-        v, unit = files.values(value, "psize_m")
-        v = v * unit_factor(unit or "m", LENGTH_UNITS, "psize_m")
-        return (float(v[0]), float(v[-1]))
-    return (float(value), float(value))
-
-
-def resolve_center(files, value, psize):
-    """``(row, col)`` pixels from numbers or two HDF5 paths (lengths divided by the pixel size)."""
-    if value is None:
-        return None
-    out = []
-    for axis, v in enumerate(value):
-        if not isinstance(v, str):
-            out.append(float(v))
-            continue
-        vals, unit = files.values(v, "beam_center")
-        if unit is None or unit.strip().lower() in PIXEL_UNITS:
-            out.append(float(vals[0]))
-            continue
-        if psize is None:
-            raise RecipeError(f"beam_center path {v!r} is in {unit!r}; converting it to pixels "
-                              "needs psize_m, so give psize_m too")
-        out.append(float(vals[0]) * unit_factor(unit, LENGTH_UNITS, "beam_center") / psize[axis])
-    return tuple(out)
 
 
 class _Segments:
@@ -254,11 +52,14 @@ class _Segments:
                 s = int(np.searchsorted(self.offsets, g0, side="right")) - 1
                 end = min(g1, int(self.offsets[s + 1]))
                 d, a = self.dsets[s], g0 - int(self.offsets[s])
+                n = end - g0
                 if d.ndim == 2:
                     d.read_direct(out, np.s_[r0:r1, c0:c1], np.s_[pos])
+                elif r1 - r0 < d.shape[1] and read_frames_roi(
+                        d, np.arange(a, a + n), roi, out=out[pos:pos + n]) is not None:
+                    pass  # crop on read: only the compressed blocks of the ROI rows decoded
                 else:
-                    d.read_direct(out, np.s_[a:a + end - g0, r0:r1, c0:c1],
-                                  np.s_[pos:pos + end - g0])
+                    d.read_direct(out, np.s_[a:a + n, r0:r1, c0:c1], np.s_[pos:pos + n])
                 pos += end - g0
                 g0 = end
         return out
@@ -304,6 +105,18 @@ class HDF5Source(ScanSource):
         HDF5 path of a dataset that becomes non-zero when the acquisition has
         ended (``ptyprep watch``); the writer must flush it, SWMR readers see
         dataset updates, not attribute changes.
+    incident, transmitted : str, optional
+        HDF5 paths of per-frame ``(N,)`` beam monitors before / after the sample
+        (:meth:`read_monitors`; scanning SAXS records them as attributes).
+    scan_shape : [n_slow, n_fast] or str, optional
+        Raster shape, or the HDF5 path of a dataset holding it (one value = [1, n]).
+    motors : [slow, fast] str, optional
+        Motor names (default ``["slow", "fast"]`` when positions are given).
+    motor_positions : [str, str], optional
+        HDF5 paths of the ``(N,)`` recorded slow and fast positions, in motor units;
+        default ``positions_y`` / ``positions_x`` (their raw values, not converted).
+    snaking : bool
+        Odd rows of the raster run the fast axis backwards.
 
     Notes
     -----
@@ -317,12 +130,17 @@ class HDF5Source(ScanSource):
 
     #: Relative HDF5 paths would be taken for files here: HDF5 paths must start with "/".
     path_options = ("path", "mask", "positions", "positions_y", "positions_x", "energy_keV",
-                    "distance_m", "psize_m", "beam_center", "end_of_scan")
+                    "distance_m", "psize_m", "beam_center", "end_of_scan", "incident",
+                    "transmitted", "scan_shape", "motor_positions")
+    #: the option a scanning-SAXS ``Detector(dataset=...)`` sets (its frames dataset)
+    frames_option = "frames"
 
     def __init__(self, path, frames="/entry/data/data", positions=None, positions_y=None,
                  positions_x=None, positions_unit=None, mask=None, mask_valid_value=1,
                  energy_keV=None, distance_m=None, psize_m=None, beam_center=None,
-                 num_frames=0, label=None, single_frame=False, end_of_scan=None):
+                 num_frames=0, label=None, single_frame=False, end_of_scan=None,
+                 incident=None, transmitted=None, scan_shape=None, motors=None,
+                 motor_positions=None, snaking=False):
         paths = [path] if isinstance(path, str) else list(path or [])
         if not paths or not all(isinstance(p, str) and p for p in paths):
             raise RecipeError(f"source option path = {path!r} is not valid; give an HDF5 file "
@@ -356,6 +174,8 @@ class HDF5Source(ScanSource):
             raise RecipeError(f"source option end_of_scan = {end_of_scan!r} is not valid; give "
                               "the HDF5 path of a dataset that becomes non-zero at the scan's end")
         self.end_of_scan = end_of_scan
+        self.scan = check_scan_options(incident, transmitted, scan_shape, motors,
+                                       motor_positions, snaking)
         self.following = False
         self._files = H5Files(paths[0])
         self._segments = None
@@ -524,6 +344,43 @@ class HDF5Source(ScanSource):
             pos = pos[:n]
         return check_positions(pos, n, where)
 
+    # -- scanning SAXS: monitors and raster --------------------------------------------------
+    def read_monitors(self):
+        """``{"incident": (N,), "transmitted": (N,)}`` of the monitors given as options, or None."""
+        out = {name: self._files.values(self.scan[name], name)[0]
+               for name in ("incident", "transmitted") if self.scan[name]}
+        return out or None
+
+    def read_scan_geometry(self):
+        """Raster from ``scan_shape``/``motors``/``motor_positions``/``snaking`` (None if unset)."""
+        sc = self.scan
+        paths = sc["motor_positions"] or ([self.positions_y, self.positions_x]
+                                          if self.positions_y is not None else None)
+        if sc["scan_shape"] is None and paths is None and sc["motors"] is None:
+            return None
+        n = self.read_meta().num_frames
+        shape = sc["scan_shape"]
+        if isinstance(shape, str):
+            values = self._files.values(shape, "scan_shape")[0]
+            shape = [int(v) for v in values]
+        shape = [1, n] if shape is None else list(shape)
+        if len(shape) == 1:
+            shape = [1] + shape
+        if len(shape) != 2 or min(shape) < 1:
+            raise SourceError(f"scan_shape {shape} is not [n_slow, n_fast] with both >= 1")
+        if paths is not None:
+            slow = self._files.values(paths[0], "motor_positions")[0]
+            fast = self._files.values(paths[1], "motor_positions")[0]
+            m = min(len(slow), len(fast))
+            positions = np.stack([slow[:m], fast[:m]], axis=1)
+        else:
+            idx = np.arange(n, dtype=np.float64)
+            positions = np.stack([idx // shape[1], idx % shape[1]], axis=1)
+        motors = sc["motors"] or (["slow", "fast"] if paths is not None else ["row", "column"])
+        return {"shape": shape, "motors": motors, "snaking": sc["snaking"],
+                "positions": positions}
+
     def close(self):
         self._segments = None
         self._files.close()
+

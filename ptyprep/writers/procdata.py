@@ -53,10 +53,15 @@ def samples(f):
     return [k for k in f if isinstance(f[k], h5py.Group) and L.ATTR_SOURCE in f[k].attrs]
 
 
-def write_sample(f, sn, source, header, scan):
-    """Create or refresh ``/{sn}`` with ``@source``, ``@header``, ``@scan`` and scan datasets."""
+def write_sample(f, sn, source, header, scan, spec=None):
+    """Create or refresh ``/{sn}`` with ``@source``, ``@header``, ``@scan`` and scan datasets.
+
+    ``spec`` (``{"name", "options", "frames"}``) tells every rank how to reopen the raw data.
+    """
     g = f.require_group(L.sample_path(sn))
     g.attrs[L.ATTR_SOURCE] = str(source)
+    if spec is not None:
+        g.attrs[L.ATTR_SOURCE_SPEC] = L.to_json(spec)
     g.attrs[L.ATTR_HEADER] = L.to_json(header)
     g.attrs[L.ATTR_SCAN] = L.to_json(scan)
     sg = g.require_group(L.SCAN)
@@ -66,16 +71,20 @@ def write_sample(f, sn, source, header, scan):
 
 
 def read_sample(f, sn):
-    """``{"source", "header", "scan"}`` of sample ``sn``."""
+    """``{"source", "header", "scan", "spec"}`` of sample ``sn`` (spec None in older files)."""
     if sn not in f or L.ATTR_SOURCE not in f[sn].attrs:
         raise LayoutError(f"sample {sn!r} is not in {f.filename!r}; samples: {samples(f)}")
     a = f[sn].attrs
     return {"source": str(a[L.ATTR_SOURCE]), "header": L.from_json(a[L.ATTR_HEADER]),
-            "scan": L.from_json(a[L.ATTR_SCAN])}
+            "scan": L.from_json(a[L.ATTR_SCAN]),
+            "spec": L.from_json(a[L.ATTR_SOURCE_SPEC]) if L.ATTR_SOURCE_SPEC in a else None}
 
 
-def set_source(f, sn, source):
-    f[L.sample_path(sn)].attrs[L.ATTR_SOURCE] = str(source)
+def set_source(f, sn, source, spec=None):
+    a = f[L.sample_path(sn)].attrs
+    a[L.ATTR_SOURCE] = str(source)
+    if spec is not None:
+        a[L.ATTR_SOURCE_SPEC] = L.to_json(spec)
 
 
 def _frames_dataset(parent, name, shape, compression):
@@ -104,6 +113,27 @@ def create_qphi(f, sn, n_frames, qgrid, nphi, sub=L.MERGED, compression="gzip"):
     L.write_axis(g, L.AXIS_Q_HI, hi, units=L.Q_UNIT)
     L.write_axis(g, L.AXIS_PHI_EDGES, phi_edges(nphi), units="degree")
     L.set_nxdata(g, L.SIGNAL, [".", L.AXIS_PHI, L.AXIS_Q])
+    return ds
+
+
+def create_qphi_err(f, sn, n_frames, qgrid, nphi, sub=L.MERGED, compression="gzip"):
+    """Pre-size ``qphi/<sub>/err`` (Poisson standard deviation, shaped like ``d``)."""
+    g = f.require_group(L.qphi_group(sn, sub))
+    return _frames_dataset(g, L.ERR, (n_frames, nphi, len(qgrid)), compression)
+
+
+def write_iphi(f, sn, values, nphi, qrange, sub=L.MERGED, compression="gzip"):
+    """(Re)write ``Iphi/<sub>`` ``(N, Nphi)`` with ``@qrange`` and the ``phi`` axis (NXdata)."""
+    g = f.require_group(f"{L.sample_path(sn)}/{L.IPHI}")
+    if sub in g:
+        del g[sub]
+    ds = g.create_dataset(sub, data=np.asarray(values, dtype=np.float32),
+                          chunks=(1, nphi) if len(values) else None,
+                          **dataset_filters(compression))
+    ds.attrs[L.ATTR_QRANGE] = np.asarray(qrange, dtype=np.float64)
+    g.attrs[L.ATTR_QRANGE] = np.asarray(qrange, dtype=np.float64)
+    L.write_axis(g, L.AXIS_PHI, phi_centres(nphi), units="degree")
+    L.set_nxdata(g, sub, [".", L.AXIS_PHI])
     return ds
 
 
