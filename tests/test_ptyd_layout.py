@@ -74,3 +74,23 @@ def test_label_none_encoding(tmp_path):
         assert node.attrs["type"] == "None" and node.shape == (1,) and node.dtype == np.float64
         assert L.read_value(node) is None
         assert list(h5["meta"])[0] == "num_frames"
+
+
+def test_ptydscan_style_check_skips_dangling_links(tmp_path):
+    """ptypy's PtydScan.check iterates ``f['chunks'].items()`` and drops None (dangling links):
+    a link-mode file whose last part is not written yet must count only the frames present."""
+    import os
+
+    recipe = ptyprep.load_recipe({"source": {"name": "simulate", "num_frames": 9},
+                                  "prep": {"shape": 32},
+                                  "output": {"dfile": "s.ptyd", "save": "link", "chunk_frames": 4}},
+                                 base_dir=tmp_path)
+    ptyprep.run(recipe)
+    os.remove(tmp_path / "s.ptyd.part002")
+    with h5py.File(tmp_path / "s.ptyd", "r") as f:
+        assert f.get("chunks/0") is not None  # PtydScan refuses a file without chunks/0
+        items = sorted((int(k), v) for k, v in f["chunks"].items() if v is not None)
+        frames = sum(v["data"].shape[0] for _, v in items)
+        first_keys = sorted(items[0][1].keys())
+    assert [k for k, _ in items] == [0, 1] and frames == 8
+    assert first_keys == ["data", "indices", "positions", "weights"]
