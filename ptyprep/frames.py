@@ -235,17 +235,56 @@ def rebin(frames, valid, factor, mode="sum"):
     if factor == 1:
         return frames, valid
     blocks = (h // factor, factor, w // factor, factor)
-    binned_valid = valid.reshape(valid.shape[:-2] + blocks).all(axis=(-3, -1))
-    stack = frames.reshape(frames.shape[:-2] + blocks)
+    binned_valid = _block_reduce(valid, factor, np.logical_and)
     if mode == "mean":
-        return stack.mean(-1).mean(-2), binned_valid
+        return frames.reshape(frames.shape[:-2] + blocks).mean(-1).mean(-2), binned_valid
     if np.issubdtype(frames.dtype, np.unsignedinteger):
         acc = np.uint64
     elif np.issubdtype(frames.dtype, np.integer) or frames.dtype == np.bool_:
         acc = np.int64
     else:
-        acc = frames.dtype
-    return stack.sum(axis=(-3, -1), dtype=acc), binned_valid
+        # float sums depend on the order of additions: keep numpy's pairwise reduction
+        stack = frames.reshape(frames.shape[:-2] + blocks)
+        return stack.sum(axis=(-3, -1), dtype=frames.dtype), binned_valid
+    # Integer sums are exact in any order: add the factor's row phases, then its column
+    # phases (strided adds, ~7x faster than a reshape + sum over two axes).
+    return _block_reduce(frames, factor, np.add, acc), binned_valid
+
+
+def _block_reduce(a, factor, ufunc, dtype=None, block_bytes=2 << 20):
+    """``ufunc``-reduce ``factor`` x ``factor`` blocks of the last two axes (factor >= 2).
+
+    Rows first (contiguous, vectorised), then columns; ``dtype`` is the accumulator
+    (default: ``ufunc``'s result type).  A stack is processed a few frames at a time so
+    the row-reduced intermediate (``block_bytes``) stays in cache.
+    """
+    h, w = a.shape[-2:]
+    lead = a.shape[:-2]
+    if dtype is None:
+        empty = np.empty(0, a.dtype)
+        dtype = ufunc(empty, empty).dtype
+    dtype = np.dtype(dtype)
+    out = np.empty(lead + (h // factor, w // factor), dtype)
+    if a.ndim == 2:
+        _reduce_into(a, factor, ufunc, dtype, np.empty((h // factor, w), dtype), out)
+        return out
+    frames = a.reshape((-1, h, w))
+    flat_out = out.reshape((-1, h // factor, w // factor))
+    step = max(1, block_bytes // max(1, (h // factor) * w * dtype.itemsize))
+    tmp = np.empty((min(step, len(frames)), h // factor, w), dtype)
+    for s in range(0, len(frames), step):
+        e = min(len(frames), s + step)
+        _reduce_into(frames[s:e], factor, ufunc, dtype, tmp[:e - s], flat_out[s:e])
+    return out
+
+
+def _reduce_into(a, factor, ufunc, dtype, rows, out):
+    ufunc(a[..., 0::factor, :], a[..., 1::factor, :], out=rows, dtype=dtype)
+    for i in range(2, factor):
+        ufunc(rows, a[..., i::factor, :], out=rows)
+    ufunc(rows[..., 0::factor], rows[..., 1::factor], out=out)
+    for i in range(2, factor):
+        ufunc(out, rows[..., i::factor], out=out)
 
 
 def center_of_mass(frames, valid):

@@ -68,7 +68,8 @@ def prepare(raw, plan, roi, frames_valid=None):
     -------
     data : (M, n, n) ndarray
         Prepared intensities; in ``sum`` mode invalid pixels hold 0.
-    valid : (M, n, n) bool ndarray
+    valid : (n, n) or (M, n, n) bool ndarray
+        (n, n) when every frame shares the static mask.
     """
     frames, valid = correct_raw(raw, plan, roi, frames_valid)
     window = plan.window
@@ -79,10 +80,12 @@ def prepare(raw, plan, roi, frames_valid=None):
     frames = F.orient(frames, plan.orientation)
     valid = F.orient(valid, plan.orientation)
     frames, valid = F.rebin(frames, valid, plan.rebin, plan.rebin_mode)
-    valid = np.broadcast_to(valid, frames.shape)
-    if plan.rebin_mode == "sum":
-        frames = np.where(valid, frames, 0).astype(frames.dtype, copy=False)
-    return np.ascontiguousarray(frames), np.ascontiguousarray(valid)
+    frames = np.ascontiguousarray(frames)
+    if plan.rebin_mode == "sum" and not valid.all():
+        if np.may_share_memory(frames, raw):
+            frames = frames.copy()  # never write into the source's array
+        np.copyto(frames, 0, where=~valid)
+    return frames, np.ascontiguousarray(valid)
 
 
 def _crop_from_full(frames, valid, window):

@@ -569,3 +569,67 @@ def test_property_crop_pad_keeps_the_centre(h, w, n0, n1, cy, cx):
     cols = rx - n1 // 2 + np.arange(n1)
     expected = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
     np.testing.assert_array_equal(vout, expected)
+
+
+# ---------------------------------------------------------- rebin fast path (strided adds)
+
+
+def _reshape_sum(frames, r, acc):
+    """The former implementation: reshape + sum over the two block axes."""
+    n, h, w = frames.shape
+    return frames.reshape(n, h // r, r, w // r, r).sum(axis=(-3, -1), dtype=acc)
+
+
+@pytest.mark.parametrize("dtype, acc", [
+    (np.uint8, np.uint64), (np.uint16, np.uint64), (np.uint32, np.uint64), (np.uint64, np.uint64),
+    (np.int8, np.int64), (np.int16, np.int64), (np.int32, np.int64), (np.int64, np.int64),
+    (np.bool_, np.int64),
+])
+@pytest.mark.parametrize("r", [2, 3, 4, 5, 8])
+def test_rebin_sum_strided_adds_bit_identical_to_reshape_sum(dtype, acc, r):
+    rng = np.random.default_rng(r)
+    h, w = 8 * r, 5 * r
+    if dtype == np.bool_:
+        frames = rng.random((3, h, w)) > 0.5
+    else:
+        info = np.iinfo(dtype)
+        frames = rng.integers(info.min, info.max, (3, h, w), dtype=dtype, endpoint=True)
+    # a non-contiguous input (a crop of a larger stack) takes the same path
+    frames = np.ascontiguousarray(frames)
+    view = np.pad(frames, ((0, 0), (1, 1), (2, 2)))[:, 1:-1, 2:-2]
+    for f in (frames, view):
+        out, _ = rebin(f, np.ones((h, w), bool), r)
+        expected = _reshape_sum(frames, r, acc)
+        assert out.dtype == expected.dtype
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rebin_sum_float_keeps_numpy_reduction_order(dtype):
+    frames = np.random.default_rng(0).random((2, 12, 12)).astype(dtype) * 1e7
+    out, _ = rebin(frames, np.ones((12, 12), bool), 3)
+    expected = _reshape_sum(frames, 3, dtype)
+    assert out.dtype == dtype
+    assert out.tobytes() == expected.tobytes()  # not merely close: the same floats
+
+
+@pytest.mark.parametrize("r", [2, 3, 4])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_rebin_valid_fast_path_equals_block_all(r, ndim):
+    rng = np.random.default_rng(10 + r)
+    shape = (4 * r, 3 * r) if ndim == 2 else (3, 4 * r, 3 * r)
+    valid = rng.random(shape) > 0.1
+    frames = np.ones((3, 4 * r, 3 * r), np.uint32)
+    h, w = shape[-2:]
+    expected = valid.reshape(shape[:-2] + (h // r, r, w // r, r)).all(axis=(-3, -1))
+    for mode in ("sum", "mean"):
+        _, vout = rebin(frames, valid, r, mode=mode)
+        assert vout.dtype == np.bool_
+        np.testing.assert_array_equal(vout, expected)
+
+
+def test_rebin_mean_still_equals_ptypy_mean_of_means():
+    frames = np.random.default_rng(1).integers(0, 1000, (2, 8, 8)).astype(np.uint32)
+    out, _ = rebin(frames, np.ones((8, 8), bool), 2, mode="mean")
+    expected = frames.reshape(2, 4, 2, 4, 2).mean(-1).mean(-2)
+    assert out.tobytes() == expected.tobytes()

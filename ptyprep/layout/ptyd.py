@@ -12,6 +12,8 @@ import json
 import h5py
 import numpy as np
 
+from ..writers import chunkwrite as cw
+
 META = "meta"
 CHUNKS = "chunks"
 INFO = "info"
@@ -130,10 +132,15 @@ def chunk_name(number):
 def write_chunk_arrays(group, data, weights, positions, indices, filters, resizable=False):
     """Write one chunk's four arrays into ``group`` (a ``chunks/<k>`` group or a part file's root).
 
+    Frame datasets are chunked by frame, ``(1, N, N)``.  With the filters any HDF5
+    reader has built in (``gzip``/``shuffle`` or none) the frames are encoded by
+    ptyprep and written as finished chunks (:mod:`ptyprep.writers.chunkwrite`);
+    other filters go through HDF5's pipeline.
+
     Parameters
     ----------
-    data : (M, N, N) ndarray
-    weights : (M, N, N) uint8 ndarray, 1 = valid pixel
+    data : (M, N, N) ndarray, or EncodedFrames (chunks made on another rank)
+    weights : (M, N, N) uint8 ndarray (1 = valid pixel), or EncodedFrames
     positions : (M, 2) float64 metres
     indices : (M,) int64
     filters : dict
@@ -142,29 +149,48 @@ def write_chunk_arrays(group, data, weights, positions, indices, filters, resiza
         Make the first axis unlimited (merge mode).
     """
     set_type(group, "dict")
+    codec = cw.chunk_codec(filters)
     arrays = {DATA: data, WEIGHTS: weights, POSITIONS: positions, INDICES: indices}
     for name, array in arrays.items():
-        kwargs = {}
-        if resizable:
-            kwargs["maxshape"] = (None,) + array.shape[1:]
-            kwargs["chunks"] = (1,) + array.shape[1:] if array.ndim == 3 else True
-        elif array.ndim == 3 and len(array):
-            kwargs["chunks"] = (1,) + array.shape[1:]
-        if array.ndim == 3 and len(array):
-            kwargs.update(filters)
-        dset = group.create_dataset(name, data=array, **kwargs)
+        if isinstance(array, cw.EncodedFrames) or (
+                array.ndim == 3 and len(array) and cw.frames_encodable(codec, array.shape)):
+            if not isinstance(array, cw.EncodedFrames):
+                array = cw.encode_frames(array, codec)
+            dset = cw.create_frame_dataset(group, name, array.shape, array.dtype, filters,
+                                           resizable=resizable)
+            cw.write_encoded(dset, 0, array)
+        else:
+            kwargs = {}
+            if resizable:
+                kwargs["maxshape"] = (None,) + array.shape[1:]
+                kwargs["chunks"] = (1,) + array.shape[1:] if array.ndim == 3 else True
+            elif array.ndim == 3 and len(array):
+                kwargs["chunks"] = (1,) + array.shape[1:]
+            if array.ndim == 3 and len(array):
+                kwargs.update(filters)
+            dset = group.create_dataset(name, data=array, **kwargs)
         set_type(dset, "arraylist" if name == INDICES else "array")
 
 
 def append_chunk_arrays(group, data, weights, positions, indices):
-    """Append frames to the resizable datasets of a merge-mode chunk."""
+    """Append frames to the resizable datasets of a merge-mode chunk.
+
+    ``data`` and ``weights`` may be EncodedFrames made for the datasets' filters.
+    """
     n = len(indices)
     for name, array in ((DATA, data), (WEIGHTS, weights), (POSITIONS, positions),
                         (INDICES, indices)):
         dset = group[name]
         start = dset.shape[0]
         dset.resize(start + n, axis=0)
-        dset[start:] = array
+        if not isinstance(array, cw.EncodedFrames) and array.ndim == 3 and n:
+            codec = cw.dataset_codec(dset)
+            if dset.chunks == (1,) + array.shape[1:] and cw.frames_encodable(codec, array.shape):
+                array = cw.encode_frames(np.asarray(array, dtype=dset.dtype), codec)
+        if isinstance(array, cw.EncodedFrames):
+            cw.write_encoded(dset, start, array)
+        else:
+            dset[start:] = array
 
 
 def read_chunk_arrays(group):

@@ -20,6 +20,7 @@ import numpy as np
 from ..compression import dataset_filters
 from ..errors import LayoutError, OutputError, SourceError
 from ..layout import ptyd as L
+from . import chunkwrite as cw
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class PtydWriter:
         self.meta, self.info, self.comm = meta, info, comm
         self.save, self.part_format = save, part_format
         self.filters = dataset_filters(compression)
+        self.codec = cw.chunk_codec(self.filters)
         self.overwrite = overwrite
         self.tmp = incomplete_name(self.path)
         self.parts_written = []
@@ -129,6 +131,10 @@ class PtydWriter:
     def write_share(self, chunk, stack, counts):
         """Write this rank's share of chunk number ``chunk``.
 
+        In append and merge mode every rank encodes (compresses) its own frames and
+        rank 0 receives the finished chunks and only writes them; in link mode every
+        rank writes its own part file.
+
         Parameters
         ----------
         chunk : int
@@ -138,16 +144,60 @@ class PtydWriter:
         counts : (size,) int array
             Frames held by each rank in this chunk.
         """
-        weights = stack.valid_stack.astype(np.uint8)
-        arrays = (np.ascontiguousarray(stack.data), np.ascontiguousarray(weights),
-                  stack.positions, stack.indices)
+        arrays = (stack.data, weights_of(stack), stack.positions, stack.indices)
         if self.save == "link":
             self._write_link(arrays, counts)
         else:
-            gathered = [self.comm.gatherv(a) for a in arrays]
+            gathered = self._gather(*arrays)
             if self.comm.rank == 0 and len(gathered[3]):
                 self._write_master(chunk, gathered)
         self.frames_written += int(np.sum(counts))
+
+    def _gather(self, data, weights, positions, indices):
+        """Every rank's share on rank 0: frames as encoded chunks when the filters allow.
+
+        Collectives: one allgather of small per-rank records (frame count, dtype,
+        chunk sizes, positions, indices) and one Gatherv of a uint8 buffer (the
+        encoded chunks) — or, for filters ptyprep cannot encode, a Gatherv each of
+        the raw data and weights.  Returns ``(data, weights, positions, indices)``
+        on rank 0 (data and weights as :class:`~ptyprep.writers.chunkwrite.EncodedFrames`
+        or arrays), Nones elsewhere.
+        """
+        codec = self.codec if cw.frames_encodable(self.codec, data.shape) else None
+        if codec is not None and len(data):
+            buf, sizes = cw.encode_stacks([data, weights], codec)
+        else:
+            buf, sizes = np.zeros(0, np.uint8), np.zeros((0, 2), np.int64)
+        records = self.comm.allgather((len(data), data.dtype.str, tuple(data.shape[1:]), sizes,
+                                       np.asarray(positions), np.asarray(indices),
+                                       codec is not None))
+        full = [r for r in records if r[0]]
+        if not full:
+            return None, None, np.zeros((0, 2)), np.zeros(0, np.int64)
+        dtype, frame_shape = np.dtype(full[0][1]), full[0][2]
+        # every rank sees the same records, so all of them raise (no rank left in a collective)
+        if any(np.dtype(r[1]) != dtype or r[2] != frame_shape for r in full) or \
+                len({r[6] for r in records}) > 1:
+            raise OutputError("ranks prepared frames of different dtypes or shapes: "
+                              f"{sorted({(r[1], r[2]) for r in records})}")
+        if codec is not None:
+            buf = self.comm.gatherv(buf)
+        else:
+            if not len(data):
+                data = np.zeros((0,) + frame_shape, dtype)
+                weights = np.zeros((0,) + frame_shape, np.uint8)
+            buf = (self.comm.gatherv(np.ascontiguousarray(data, dtype=dtype)),
+                   self.comm.gatherv(np.ascontiguousarray(weights)))
+        if self.comm.rank != 0:
+            return None, None, None, None
+        positions = np.concatenate([r[4] for r in records]).reshape(-1, 2)
+        indices = np.concatenate([r[5] for r in records]).astype(np.int64)
+        if codec is None:
+            return buf[0], buf[1], positions, indices
+        sizes = np.concatenate([r[3] for r in records])
+        data, weights = cw.split_encoded(buf, sizes, [frame_shape, frame_shape],
+                                         [dtype, np.uint8], codec)
+        return data, weights, positions, indices
 
     def _write_master(self, chunk, arrays):
         chunks = self._h5[L.CHUNKS]
@@ -155,7 +205,8 @@ class PtydWriter:
             if "0" in chunks:
                 L.append_chunk_arrays(chunks["0"], *arrays)
             else:
-                L.write_chunk_arrays(chunks.create_group("0"), *arrays, self.filters, resizable=True)
+                L.write_chunk_arrays(chunks.create_group("0"), *arrays, self.filters,
+                                     resizable=True)
         else:
             L.write_chunk_arrays(chunks.create_group(L.chunk_name(chunk)), *arrays, self.filters)
         self._h5.flush()
@@ -201,6 +252,14 @@ class PtydWriter:
             self.tmp.unlink(missing_ok=True)
         for part in self.parts_written:
             part.unlink(missing_ok=True)
+
+
+def weights_of(stack):
+    """``(M, N, N)`` uint8 weights (1 = valid) of a FrameStack; no copy when valid is bool."""
+    valid = stack.valid_stack
+    if valid.dtype == np.bool_:
+        return valid.view(np.uint8)
+    return (valid != 0).view(np.uint8)
 
 
 def remove_previous(path, part_format="{dfile}.part{part:03d}"):

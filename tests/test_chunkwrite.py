@@ -1,0 +1,324 @@
+"""Pre-compressed chunks (ptyprep.writers.chunkwrite): equal to HDF5's own filters, bit for bit."""
+
+import sys
+import textwrap
+import zlib
+
+import h5py
+import numpy as np
+import pytest
+
+import ptyprep
+from ptyprep import compression
+from ptyprep.comm import SerialComm
+from ptyprep.layout import ptyd as L
+from ptyprep.stack import FrameStack
+from ptyprep.writers import chunkwrite as cw
+from ptyprep.writers.ptyd import PtydWriter, read_ptyd, write_part
+
+GZIP = compression.dataset_filters("gzip")
+DTYPES = [np.uint8, np.uint16, np.uint32, np.int32, np.uint64, np.int64, np.float32, np.float64]
+SHAPES = [(3, 37, 53), (1, 1, 1), (2, 1, 7), (4, 16, 16), (2, 5, 3)]
+
+
+def frames_of(dtype, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        return (rng.standard_normal(shape) * 1e4).astype(dtype)
+    info = np.iinfo(dtype)
+    # photon-count-like values plus some extremes, so every byte of the type is exercised
+    out = rng.poisson(3.0, shape).astype(dtype)
+    out.reshape(-1)[::7] = info.max
+    out.reshape(-1)[1::11] = info.min
+    return out
+
+
+def photon_frames(n=8, size=128, seed=3):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    lam = 2000.0 / (1.0 + ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / 30.0 ** 2) ** 1.5 + 0.05
+    return rng.poisson(lam, (n, size, size)).astype(np.uint32)
+
+
+def write_direct(path, frames, filters=GZIP):
+    with h5py.File(path, "w") as f:
+        dset = cw.create_frame_dataset(f, "d", frames.shape, frames.dtype, filters)
+        cw.write_encoded(dset, 0, cw.encode_frames(frames, cw.chunk_codec(filters)))
+
+
+def write_h5py(path, frames, filters=GZIP):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("d", data=frames, chunks=(1,) + frames.shape[1:], **filters)
+
+
+def read(path):
+    with h5py.File(path, "r") as f:
+        return f["d"][()], f["d"].compression, f["d"].shuffle, f["d"].chunks
+
+
+# --------------------------------------------------------------------------- shuffle
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 17, 1001])
+def test_shuffle_is_hdf5_byte_transpose_and_simd_equals_numpy(dtype, n):
+    x = frames_of(dtype, (n,), seed=n)
+    size = x.dtype.itemsize
+    raw = x.view(np.uint8)
+    expected = np.array([raw[i * size + b] for b in range(size) for i in range(n)], np.uint8)
+    np.testing.assert_array_equal(cw.shuffle_bytes(raw, size), expected)
+    if size > 1:
+        np.testing.assert_array_equal(cw.shuffle_frame(x), expected)
+    np.testing.assert_array_equal(cw.unshuffle_bytes(expected, size), raw)
+
+
+def test_numpy_shuffle_used_without_bitshuffle(monkeypatch):
+    x = frames_of(np.uint32, (5, 9))
+    with_simd = cw.shuffle_frame(x)
+    monkeypatch.setattr(cw, "simd_byte_transpose", None)
+    np.testing.assert_array_equal(cw.shuffle_frame(x), with_simd)
+
+
+# --------------------------------------------------------------------------- chunks vs HDF5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_precompressed_gzip_shuffle_reads_back_bit_identical(tmp_path, dtype, shape):
+    frames = frames_of(dtype, shape)
+    write_direct(tmp_path / "direct.h5", frames)
+    got, comp, shuffle, chunks = read(tmp_path / "direct.h5")
+    assert (comp, shuffle, chunks) == ("gzip", True, (1,) + shape[1:])
+    assert got.dtype == frames.dtype
+    assert got.tobytes() == frames.tobytes()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_direct_file_equals_h5py_gzip_file(tmp_path, dtype):
+    frames = frames_of(dtype, (3, 37, 53), seed=1)
+    write_direct(tmp_path / "direct.h5", frames)
+    write_h5py(tmp_path / "h5py.h5", frames)
+    a, b = read(tmp_path / "direct.h5"), read(tmp_path / "h5py.h5")
+    assert a[0].tobytes() == b[0].tobytes()
+    assert a[1:] == b[1:]
+    # each stored chunk decodes (plain zlib + unshuffle) to the frame's bytes, as HDF5's does
+    with h5py.File(tmp_path / "direct.h5") as f, h5py.File(tmp_path / "h5py.h5") as g:
+        for i in range(len(frames)):
+            mask, ours = f["d"].id.read_direct_chunk((i, 0, 0))
+            mask2, theirs = g["d"].id.read_direct_chunk((i, 0, 0))
+            assert mask == mask2 == 0
+            size = frames.dtype.itemsize
+
+            def decoded(chunk):
+                raw = np.frombuffer(zlib.decompress(chunk), np.uint8)
+                return cw.unshuffle_bytes(raw, size).tobytes()
+
+            assert decoded(ours) == decoded(theirs) == frames[i].tobytes()
+
+
+def test_file_size_within_a_few_percent_of_hdf5_gzip(tmp_path):
+    frames = photon_frames()
+    write_direct(tmp_path / "direct.h5", frames)
+    write_h5py(tmp_path / "h5py.h5", frames)
+    with h5py.File(tmp_path / "direct.h5") as f, h5py.File(tmp_path / "h5py.h5") as g:
+        ours, theirs = f["d"].id.get_storage_size(), g["d"].id.get_storage_size()
+    assert ours <= 1.08 * theirs
+    assert ours < 0.5 * frames.nbytes
+
+
+@pytest.mark.parametrize("filters", [{}, {"shuffle": True}, {"compression": "gzip"},
+                                     {"compression": "gzip", "compression_opts": 6}])
+def test_other_builtin_filter_sets_round_trip(tmp_path, filters):
+    frames = frames_of(np.uint16, (3, 11, 13))
+    write_direct(tmp_path / "direct.h5", frames, filters)
+    write_h5py(tmp_path / "h5py.h5", frames, filters)
+    a, b = read(tmp_path / "direct.h5"), read(tmp_path / "h5py.h5")
+    assert a[0].tobytes() == b[0].tobytes() == frames.tobytes()
+    assert a[1:] == b[1:]
+
+
+def test_zlib_fallback_without_isal_gives_a_readable_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(compression, "isal_zlib", None)
+    assert compression.deflate_backend() == "zlib"
+    frames = photon_frames(3, 64)
+    raw = cw.shuffle_frame(frames[0])
+    assert cw.Codec(1, True).encode(frames[0]) == zlib.compress(raw, 1)
+    write_direct(tmp_path / "zlib.h5", frames)
+    assert read(tmp_path / "zlib.h5")[0].tobytes() == frames.tobytes()
+
+
+def test_isal_missing_is_detected(monkeypatch):
+    monkeypatch.setitem(sys.modules, "isal", None)
+    monkeypatch.setitem(sys.modules, "isal.isal_zlib", None)
+    assert compression._load_isal() is None
+
+
+def test_isal_stream_is_a_standard_zlib_stream():
+    if compression.isal_zlib is None:
+        pytest.skip("isal not installed")
+    data = cw.shuffle_frame(photon_frames(1, 64)[0])
+    assert compression.deflate_backend() == "isal"
+    assert zlib.decompress(compression.deflate(data, 1)) == data.tobytes()
+
+
+# --------------------------------------------------------------------------- codecs
+
+
+@pytest.mark.parametrize("filters, codec", [
+    ({}, cw.Codec(None, False)),
+    (GZIP, cw.Codec(1, True)),
+    ({"compression": "gzip"}, cw.Codec(4, False)),
+    ({"compression": "lzf", "shuffle": True}, None),
+    ({"compression": "gzip", "fletcher32": True}, None),
+    ({"compression": 32008, "compression_opts": (0, 2)}, None),  # bitshuffle plugin
+])
+def test_chunk_codec(filters, codec):
+    assert cw.chunk_codec(filters) == codec
+
+
+def test_dataset_codec_reads_the_filter_pipeline(tmp_path):
+    import hdf5plugin
+
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        a = f.create_dataset("a", (2, 4, 4), "u4", chunks=(1, 4, 4), **GZIP)
+        b = f.create_dataset("b", (2, 4, 4), "u4", chunks=(1, 4, 4))
+        c = f.create_dataset("c", (2, 4, 4), "u4", chunks=(1, 4, 4), **hdf5plugin.Bitshuffle())
+        d = f.create_dataset("d", (2, 4, 4), "u4", chunks=(1, 4, 4), compression="lzf")
+        assert cw.dataset_codec(a) == cw.Codec(1, True)
+        assert cw.dataset_codec(b) == cw.Codec(None, False)
+        assert cw.dataset_codec(c) is None
+        assert cw.dataset_codec(d) is None
+
+
+def test_broadcast_stack_is_encoded_once_and_interleaved():
+    data = photon_frames(4, 32)
+    weights = np.broadcast_to(np.ones((32, 32), np.uint8), data.shape)
+    buf, sizes = cw.encode_stacks([data, weights], cw.Codec(1, True))
+    assert sizes.shape == (4, 2) and buf.size == sizes.sum()
+    enc_data, enc_w = cw.split_encoded(buf, sizes, [(32, 32)] * 2, [data.dtype, np.uint8],
+                                       cw.Codec(1, True))
+    for i in range(4):
+        raw = np.frombuffer(zlib.decompress(enc_data.chunk(i)), np.uint8)
+        assert cw.unshuffle_bytes(raw, 4).tobytes() == data[i].tobytes()
+        assert zlib.decompress(enc_w.chunk(i)) == weights[i].tobytes()
+
+
+def test_write_encoded_refuses_a_mismatched_dataset(tmp_path):
+    frames = frames_of(np.uint16, (2, 4, 4))
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        dset = f.create_dataset("d", (2, 4, 4), "u4", chunks=(1, 4, 4), **GZIP)
+        with pytest.raises(ValueError, match="does not match"):
+            cw.write_encoded(dset, 0, cw.encode_frames(frames, cw.Codec(1, True)))
+
+
+# --------------------------------------------------------------------------- .ptyd writers
+
+
+def stack_of(start, n, dtype=np.uint32, size=24, static_valid=False):
+    rng = np.random.default_rng(start)
+    data = rng.poisson(5.0, (n, size, size)).astype(dtype)
+    if static_valid:
+        valid = np.ones((size, size), bool)
+        valid[3, 4] = False
+    else:
+        valid = rng.random((n, size, size)) > 0.2
+    return FrameStack(np.arange(start, start + n), data, valid,
+                      rng.uniform(-1e-6, 1e-6, (n, 2)))
+
+
+def meta(size=24, num_frames=12):
+    return {"num_frames": num_frames, "shape": (size, size), "center": (size / 2,) * 2,
+            "psize": (75e-6,) * 2, "energy": 8.0, "distance": 5.0}
+
+
+@pytest.mark.parametrize("save", ["append", "merge", "link"])
+@pytest.mark.parametrize("comp", ["gzip", "none", "lzf"])
+@pytest.mark.parametrize("static_valid", [False, True])
+def test_ptyd_writer_round_trips_every_mode(tmp_path, save, comp, static_valid):
+    stacks = [stack_of(0, 5, static_valid=static_valid), stack_of(5, 0),
+              stack_of(5, 7, static_valid=static_valid)]
+    writer = PtydWriter(tmp_path / "s.ptyd", meta(), {}, SerialComm(), save=save, compression=comp)
+    for k, s in enumerate(stacks):
+        writer.write_share(k, s, np.array([len(s)]))
+    writer.close()
+    got = read_ptyd(tmp_path / "s.ptyd")
+    np.testing.assert_array_equal(got["data"], np.concatenate([s.data for s in stacks]))
+    np.testing.assert_array_equal(got["weights"],
+                                  np.concatenate([s.valid_stack for s in stacks]))
+    np.testing.assert_array_equal(got["indices"], np.arange(12))
+    np.testing.assert_array_equal(got["positions"],
+                                  np.concatenate([s.positions for s in stacks]))
+    assert got["data"].dtype == np.uint32
+    with h5py.File(tmp_path / "s.ptyd") as f:
+        chunk = f["chunks/0"]
+        assert chunk["weights"].dtype == np.uint8
+        assert chunk["data"].chunks == (1, 24, 24)
+        if comp == "gzip":
+            assert chunk["data"].compression == "gzip" and chunk["data"].shuffle
+            assert chunk["data"].compression_opts == 1
+
+
+def test_merge_append_of_plain_arrays_encodes_for_the_dataset(tmp_path):
+    """append_chunk_arrays given arrays writes direct chunks only where the filters allow."""
+    import hdf5plugin
+
+    s0, s1 = stack_of(0, 3), stack_of(3, 4)
+    for filters in (GZIP, dict(hdf5plugin.Bitshuffle())):
+        path = tmp_path / f"m{len(filters)}.h5"
+        with h5py.File(path, "w") as f:
+            g = f.create_group("0")
+            L.write_chunk_arrays(g, s0.data, s0.valid.view(np.uint8), s0.positions, s0.indices,
+                                 filters, resizable=True)
+            L.append_chunk_arrays(g, s1.data, s1.valid.view(np.uint8), s1.positions, s1.indices)
+        with h5py.File(path) as f:
+            np.testing.assert_array_equal(f["0/data"][()], np.concatenate([s0.data, s1.data]))
+            np.testing.assert_array_equal(f["0/weights"][()] > 0,
+                                          np.concatenate([s0.valid, s1.valid]))
+
+
+def test_write_part_encodes_gzip_and_reads_back(tmp_path):
+    s = stack_of(0, 6)
+    arrays = (s.data, s.valid.astype(np.uint8), s.positions, s.indices)
+    write_part(tmp_path / "p.part000", arrays, GZIP)
+    with h5py.File(tmp_path / "p.part000") as f:
+        assert f["data"].compression == "gzip" and f["data"].shuffle
+        assert f["data"][()].tobytes() == s.data.tobytes()
+        np.testing.assert_array_equal(f["weights"][()], s.valid.astype(np.uint8))
+
+
+# --------------------------------------------------------------------------- under MPI
+
+EMPTY_ROOT_SHARE = textwrap.dedent("""
+    import sys
+    import ptyprep
+    save = sys.argv[1]
+    ptyprep.run(ptyprep.load_recipe({
+        "source": {"name": "simulate", "num_frames": 21, "photons": 1e5},
+        "prep": {"shape": 32, "center": "auto", "rebin": 2},
+        "output": {"dfile": f"{save}.ptyd", "save": save, "chunk_frames": 10},
+    }))
+""")
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("save", ["append", "merge"])
+def test_chunk_whose_share_on_rank_0_is_empty(run_mpi, tmp_path, save):
+    """Chunks of 10, 10, 1 on 2 ranks: rank 0 holds nothing of the last chunk.
+
+    Rank 0's empty share must not decide the dtype of what it receives (it did:
+    the last frame came back as uint64 bytes read as float32).
+    """
+    script = tmp_path / "run.py"
+    script.write_text(EMPTY_ROOT_SHARE)
+    proc = run_mpi(2, [script, save], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    serial = tmp_path / "serial"
+    serial.mkdir()
+    ptyprep.run(ptyprep.load_recipe({
+        "source": {"name": "simulate", "num_frames": 21, "photons": 1e5},
+        "prep": {"shape": 32, "center": "auto", "rebin": 2},
+        "output": {"dfile": str(serial / "s.ptyd"), "chunk_frames": 10}}))
+    par, ref = read_ptyd(tmp_path / f"{save}.ptyd"), read_ptyd(serial / "s.ptyd")
+    for key in ("data", "weights", "positions", "indices"):
+        assert par[key].dtype == ref[key].dtype, key
+        np.testing.assert_array_equal(par[key], ref[key], err_msg=key)
