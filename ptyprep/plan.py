@@ -137,7 +137,7 @@ def make_plan(recipe, source, require_square=True):
 
     center = _raw_center(prep.center, meta, raw_shape)
     if center is not None:
-        _check_inside(center, raw_shape)
+        check_center_inside(center, raw_shape)
 
     valid = np.ones(raw_shape, dtype=bool)
     source_valid = source.read_valid()
@@ -183,7 +183,7 @@ def _raw_center(mode, meta, raw_shape):
     return None  # auto: computed from the first chunk
 
 
-def _check_inside(center, raw_shape):
+def check_center_inside(center, raw_shape):
     if not (0 <= center[0] < raw_shape[0] and 0 <= center[1] < raw_shape[1]):
         raise RecipeError(f"centre ({center[0]:g}, {center[1]:g}) is outside the raw frame of shape "
                           f"{raw_shape}; give (row, col) inside it or use prep.center = 'auto'")

@@ -19,7 +19,7 @@ from .compression import dataset_filters
 from .errors import SourceError
 from .layout.ptyd import CONVENTIONS
 from .loadmanager import LoadManager
-from .plan import _check_inside, make_plan
+from .plan import check_center_inside, make_plan
 from .registry import make_source
 from .stack import FrameStack
 
@@ -64,7 +64,7 @@ def decide_center(source, plan, comm):
         raise SourceError("prep.center = 'auto' but no frame of the first chunk has counts; "
                           "give prep.center as [row, col]")
     center = tuple(float(c) for c in np.nanmean(coms, axis=0))
-    _check_inside(center, plan.raw_shape)
+    check_center_inside(center, plan.raw_shape)
     log.info("automatic centre (row, col) = (%.2f, %.2f) from %d frames", *center, len(coms))
     return dataclasses.replace(plan, center=center)
 
