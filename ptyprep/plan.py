@@ -184,6 +184,7 @@ def _raw_center(mode, meta, raw_shape):
 
 
 def check_center_inside(center, raw_shape):
+    """Raise RecipeError unless ``center`` (row, col) lies on a raw frame of ``raw_shape``."""
     if not (0 <= center[0] < raw_shape[0] and 0 <= center[1] < raw_shape[1]):
         raise RecipeError(f"centre ({center[0]:g}, {center[1]:g}) is outside the raw frame of shape "
                           f"{raw_shape}; give (row, col) inside it or use prep.center = 'auto'")
