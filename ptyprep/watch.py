@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 DEFAULT_POLL_S = 0.5
 #: Test hook: seconds to sleep inside every part write, between the temporary file and its rename.
 PART_DELAY_ENV = "PTYPREP_TEST_PART_DELAY_S"
+#: ``format = "procdata"``: maps are rebuilt every this many chunks (``--maps-every``).
+DEFAULT_MAPS_EVERY = 4
 
 
 def add_watch_arguments(parser):
@@ -60,24 +62,31 @@ def add_watch_arguments(parser):
                         help=f"seconds between looks at the raw data (default {DEFAULT_POLL_S})")
     parser.add_argument("--status", dest="status_path", default=None, metavar="FILE",
                         help="JSON status file for dashboards (default: <dfile>.status.json)")
+    parser.add_argument("--maps-every", dest="maps_every", type=int, default=None,
+                        metavar="N", help="format = 'procdata': rebuild the maps every N chunks "
+                                          f"and at the end (default {DEFAULT_MAPS_EVERY})")
     return parser
 
 
 def watch_options(args):
     """Keyword arguments of :func:`watch` from parsed command-line ``args``."""
-    return {k: getattr(args, k) for k in ("idle_timeout_s", "poll_s", "status_path")
-            if hasattr(args, k)}
+    options = {k: getattr(args, k) for k in ("idle_timeout_s", "poll_s", "status_path")
+               if hasattr(args, k)}
+    if getattr(args, "maps_every", None) is not None:  # procdata only; given explicitly
+        options["maps_every"] = args.maps_every
+    return options
 
 
 def watch(recipe, comm=None, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_path=None,
-          stop=None):
+          stop=None, maps_every=DEFAULT_MAPS_EVERY):
     """Prepare a scan while it is acquired; return when it has ended (collective under MPI).
 
     Parameters
     ----------
     recipe : Recipe
-        ``output.format = "ptyd"``; published in link mode whatever ``output.save``
-        says, except ``"merge"``, which is refused.
+        ``output.format = "ptyd"``: published in link mode whatever ``output.save``
+        says, except ``"merge"``, which is refused.  ``"procdata"``: one growing
+        scanning-SAXS sample, see :mod:`ptyprep.watch_procdata`.
     comm : communicator, optional
     idle_timeout_s : float, optional
         Close the scan when no new frame arrived for this long (None: never).
@@ -87,6 +96,8 @@ def watch(recipe, comm=None, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_
         JSON status file (default ``<dfile>.status.json``).
     stop : threading.Event, optional
         Set it to stop after the current chunk (as SIGINT/SIGTERM do).
+    maps_every : int
+        ``procdata`` only: rebuild the maps every this many chunks (and at the end).
 
     Returns
     -------
@@ -100,10 +111,14 @@ def watch(recipe, comm=None, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_
         Bad recipe, output locked/complete/foreign, or no frame before the timeout.
     """
     comm = comm or world()
-    recipe = _link_recipe(recipe)
     if not poll_s > 0 or (idle_timeout_s is not None and not idle_timeout_s > 0):
         raise RecipeError(f"watch needs poll > 0 and idle timeout > 0 (or none); got poll "
                           f"{poll_s!r}, idle timeout {idle_timeout_s!r}")
+    if recipe.output.format == "procdata":
+        from .watch_procdata import watch_procdata
+
+        return watch_procdata(recipe, comm, idle_timeout_s, poll_s, status_path, stop, maps_every)
+    recipe = _link_recipe(recipe)
     dfile = recipe.path(recipe.output.dfile)
     dataset_filters(recipe.output.compression)
     part_name(dfile, 0, recipe.output.part_format)

@@ -216,3 +216,52 @@ def _remove_strays(dfile, published, part_format):
                 path.unlink(missing_ok=True)
         misses = 0 if found or k < published else misses + 1
         k += 1
+
+
+def recover_procdata(dfile, key, overwrite):
+    """What an interrupted ``ptyprep watch`` proc_data output holds (``format = "procdata"``).
+
+    The published file is only ever replaced whole, so it is always a complete
+    prefix; a stray ``.<name>.partial`` (killed before its rename) is deleted.
+
+    Returns
+    -------
+    (int, str or None)
+        Frames published and the sample name (``(0, None)``: start afresh).
+
+    Raises
+    ------
+    OutputError
+        The output is complete, written with another recipe, or not a watch
+        output, and ``overwrite`` is false.
+    """
+    import h5py
+
+    from .layout import procdata as LP
+    from .saxs.pipeline import partial_name
+    from .writers import procdata as WP
+
+    dfile = Path(dfile)
+    partial_name(dfile).unlink(missing_ok=True)
+    if not dfile.exists():
+        return 0, None
+    try:
+        with h5py.File(dfile, "r") as f:
+            state = LP.from_json(f.attrs[LP.ATTR_WATCH])
+            done = WP.frames_done(f, LP.qphi_path(state["sample"]))
+    except (OSError, KeyError, ValueError, LayoutError) as exc:
+        why = f"it is not a ptyprep watch output ({exc})"
+    else:
+        why = ("it was written with a different recipe" if state.get("recipe") != key else
+               f"it already holds the complete scan ({done} frames)" if state.get("complete")
+               else None)
+        if why is None:
+            log.info("resuming %s after %d published frames", dfile, done)
+            return done, state["sample"]
+    if not overwrite:
+        raise OutputError(f"output {str(dfile)!r} exists and {why}; set output.overwrite = true "
+                          "(--set output.overwrite=true) to replace it, or choose another "
+                          "output.dfile")
+    log.info("replacing %s: %s", dfile, why)
+    dfile.unlink()
+    return 0, None

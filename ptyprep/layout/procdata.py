@@ -37,6 +37,8 @@ ATTR_NPHI = "Nphi"
 ATTR_Q_UNIT = "q_unit"
 ATTR_PHI_CONVENTION = "phi_convention"
 ATTR_COMPLETE = "complete"
+ATTR_WATCH = "watch"               # JSON written by ptyprep watch: recipe, sample, frames_expected,
+                                   # frames_published, maps_frames, complete, end_reason
 Q_UNIT = "1/angstrom"
 PHI_CONVENTION = (
     "phi = atan2(-drow, dcol) in degrees from the beam centre: 0 deg along increasing column, "

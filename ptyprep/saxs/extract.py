@@ -120,3 +120,50 @@ def qrange_pair(qrange):
     if not q1 <= q2:
         raise RecipeError(f"qrange = [{q1}, {q2}] is reversed; give [low, high] in 1/Å")
     return q1, q2
+
+
+def chunk_attrs(data, share, sn, specs, q, phi, iphi_qrange=None):
+    """Attributes of a chunk of frames held in memory (``ptyprep watch``).
+
+    Gives the values ``ScanAnalysis.extract_iphi`` / ``extract_attr`` compute
+    for these frames from the file, because it is given the same float32 rows.
+
+    Parameters
+    ----------
+    data : dict
+        ``{"qphi": (n, Nphi, Nq), "Iq": (n, Nq)}`` float32 rows of frames ``share``.
+    share : (n,) int array
+        Their frame indices (named in errors).
+    specs : sequence of dict
+        Recipe ``[saxs] attrs`` entries (``name``, ``func``, ``data_key``, ``sub_key``, ``kwargs``).
+    q, phi : ndarray
+        Bin centres.
+    iphi_qrange : [q1, q2], optional
+        Also the ``Iphi`` rows (float32), which attributes may read.
+
+    Returns
+    -------
+    iphi : (n, Nphi) float32 ndarray or None
+    values : dict
+        ``{attribute name: (n,) or (n, k) float64}``.
+    """
+    data, values, iphi = dict(data), {}, None
+    if iphi_qrange:
+        iphi = apply(A.iphi, data[L.QPHI], share, sn, True,
+                     {**axis_kwargs(A.iphi, q, phi), "qrange": list(iphi_qrange)})
+        iphi = data[L.IPHI] = iphi.astype(np.float32)
+    for spec in specs:
+        func, names = resolve_func(spec["func"]), spec["name"]
+        names = [names] if isinstance(names, str) else list(names)
+        if spec["sub_key"] != L.MERGED or spec["data_key"] not in data:
+            raise RecipeError(f"attribute {names} reads {spec['data_key']}/{spec['sub_key']}, "
+                              "which is not made while following a scan (merged qphi, Iq, and "
+                              "Iphi when saxs.iphi_qrange is set)")
+        res = apply(func, data[spec["data_key"]], share, sn, getattr(func, "stack", False),
+                    {**axis_kwargs(func, q, phi), **spec["kwargs"]})
+        if len(names) > 1 and (res.ndim != 2 or res.shape[1] != len(names)):
+            raise RecipeError(f"attribute function gave values of shape {res.shape[1:]} per "
+                              f"frame for the {len(names)} names {names}; they must match")
+        for k, name in enumerate(names):
+            values[name] = res if len(names) == 1 else res[:, k]
+    return iphi, values

@@ -89,6 +89,33 @@ def scan_axes(slow_values, fast_values, shape, snake, force_uniform_steps=True, 
     return slow, fast
 
 
+def provisional_axes(slow_values, fast_values, shape, force_uniform_steps=True, prec=0.001):
+    """:func:`scan_axes` of a scan still being acquired (fewer positions than the raster).
+
+    Each axis is extended from the positions recorded so far: linearly with the
+    mean step of the known ones (step 1 when only one is known, indices when none),
+    then snapped like :func:`scan_axes`.  With every position recorded it equals
+    :func:`scan_axes`.
+    """
+    n_slow, n_fast = shape
+    slow_values = np.asarray(slow_values, dtype=np.float64)
+    fast_values = np.asarray(fast_values, dtype=np.float64)
+    m = min(len(slow_values), len(fast_values))
+    if m >= n_slow * n_fast:
+        return scan_axes(slow_values, fast_values, shape, False, force_uniform_steps, prec)
+    out = []
+    for known, length in ((slow_values[:m:n_fast], n_slow), (fast_values[:min(m, n_fast)], n_fast)):
+        if len(known) == length:
+            axis = known
+        elif len(known) == 0:
+            axis = np.arange(length, dtype=np.float64)
+        else:
+            step = (known[-1] - known[0]) / (len(known) - 1) if len(known) > 1 else 1.0
+            axis = known[0] + step * np.arange(length)
+        out.append(snap_positions(axis, prec) if force_uniform_steps else axis)
+    return out[0], out[1]
+
+
 def attr_to_map(values, shape, snake):
     """Per-frame values → map, row by row, odd rows reversed when snaking.
 

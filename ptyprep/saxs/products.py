@@ -52,7 +52,12 @@ def prepare_outputs(f, sn, n, qgrid, nphi, normalize, errors, compression):
     return out, done, monitor
 
 
-def build_maps(f, names, save_overall, correct, ref_trans, samples=None):
+def build_maps(f, names, save_overall, correct, ref_trans, samples=None, pad_missing=False):
+    """``maps/<name>`` of every sample (and ``overall``).
+
+    ``pad_missing`` (a scan still being acquired): attributes shorter than the
+    raster are padded with NaN, so points not measured yet are NaN in the maps.
+    """
     sns = W.samples(f)
     if not sns:
         raise RecipeError("no sample imported; call import_raw_data first")
@@ -84,6 +89,10 @@ def build_maps(f, names, save_overall, correct, ref_trans, samples=None):
                 if correct and name not in L.MONITOR_ATTRS:
                     values = M.transmission_correction(values, W.read_attr(f, sn, "transmitted"),
                                                        W.read_attr(f, sn, "incident"))
+            need = int(shape[0]) * int(shape[1])
+            if pad_missing and len(values) < need:
+                pad = np.full((need - len(values),) + np.shape(values)[1:], np.nan)
+                values = np.concatenate([np.asarray(values, dtype=np.float64), pad])
             grid = M.attr_to_map(values, shape, sc["snake"])
             W.write_map(f, sn, name, grid, slow, fast, sc["slow_motor"], sc["fast_motor"], **extra)
             per_name.setdefault(name, []).append((grid, slow, fast, extra))
@@ -158,3 +167,63 @@ def subtract_background(f, sns, bkg, data_key, scale, bkg_frames, chunk, qgrid, 
         for start in range(0, n, chunk):
             block = src[start:start + chunk]
             W.write_rows(dst, start, (block - scale * ref).astype(np.float32))
+
+
+# -- a scan followed while it is acquired (ptyprep watch) -----------------------------------------
+def append_chunk(f, sn, start, rows, monitors, saxs, qgrid, phi, compression="gzip"):
+    """Append frames ``start..`` of a growing sample: rows, monitors, ``Iphi``, attributes.
+
+    Parameters
+    ----------
+    rows : list of ndarray
+        ``[qphi (n, Nphi, Nq), Iq (n, Nq)(, err)]`` float32 of the frames.
+    monitors : dict
+        ``{name: (n,)}`` monitor values of the frames (``transmission`` is added).
+    saxs : SaxsSection
+        ``attrs``, ``iphi_qrange``, ``errors``, ``maps``, ``ref_trans`` are used.
+
+    ``attrs/absorption`` (when ``saxs.maps`` lists it) is recomputed for all frames
+    so far, so every attribute has the same length.
+    """
+    from . import extract as X
+
+    paths = [L.qphi_path(sn), L.iq_path(sn)] + ([f"{L.qphi_group(sn)}/{L.ERR}"]
+                                                if saxs.errors else [])
+    for path, block in zip(paths, rows):
+        W.write_rows(f[path], start, block)
+    new = dict(monitors)
+    if "incident" in new and "transmitted" in new:
+        new["transmission"] = M.transmission(new["incident"], new["transmitted"])
+    iphi, values = X.chunk_attrs({L.QPHI: rows[0], L.IQ: rows[1]},
+                                 np.arange(start, start + len(rows[0])), sn, saxs.attrs, qgrid,
+                                 phi, saxs.iphi_qrange)
+    if iphi is not None:
+        W.append_iphi(f, sn, start, iphi, saxs.nphi, list(saxs.iphi_qrange),
+                      compression=compression)
+    for name, v in {**new, **values}.items():
+        W.append_attr(f, sn, name, start, v)
+    if "absorption" in saxs.maps and L.attr_path(sn, "transmission") in f:
+        trans = W.read_attr(f, sn, "transmission")
+        t_ref = M.reference_transmission(trans) if saxs.ref_trans is None else saxs.ref_trans
+        W.write_attr(f, sn, "absorption", M.absorption(trans, t_ref))
+
+
+def followed_products(f, sn, raw, spec, saxs, total, complete, final):
+    """Scan record and maps of a growing sample; tomograms too when ``final``.
+
+    ``complete``: every frame of the raster is there; the record is then the one a
+    one-shot import writes, else provisional and the maps NaN where not measured.
+    ``raw`` is the open :class:`~ptyprep.saxs.rawdata.SampleFrames`.
+    """
+    from . import rawdata as R
+
+    where = R.spec_path(spec)
+    scan, _, header = R.read_scan(raw, sn, where, saxs.force_uniform_steps, saxs.prec,
+                                  total=None if complete else total)
+    scan["n_frames"] = total
+    W.write_sample(f, sn, where, header, scan, spec)
+    if saxs.maps:
+        build_maps(f, list(saxs.maps), saxs.save_overall, saxs.correct_for_transmission,
+                   saxs.ref_trans, pad_missing=not complete)
+    if final and saxs.tomo:
+        build_tomo(f, list(saxs.tomo), saxs.tomo_algorithm, saxs.tomo_center)

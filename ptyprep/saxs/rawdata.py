@@ -148,18 +148,23 @@ class SampleFrames:
         self.close()
 
 
-def read_scan(frames, sample, where, uniform, prec):
+def read_scan(frames, sample, where, uniform, prec, total=None):
     """``(scan, monitors, header)`` of an open :class:`SampleFrames`.
 
     ``scan`` is the ``@scan`` record (shape, snake, motors, snapped positions,
     ``n_frames``); ``monitors`` maps attribute names to ``(n_frames,)`` arrays
     (``transmission`` added when both monitors exist).
+
+    ``total`` (a scan still being acquired, ``ptyprep watch``): the scan will
+    have ``total`` frames; fewer may exist now.  The record is provisional
+    (``n_frames = total``, axes extended by :func:`~ptyprep.saxs.maps.provisional_axes`)
+    and ``monitors`` is empty.
     """
     counts = frames.num_frames()
-    if len(set(counts.values())) > 1:
+    if len(set(counts.values())) > 1 and total is None:
         raise SourceError(f"detectors of {where!r} scan {sample!r} hold different numbers of "
                           f"frames {counts}; the scan is incomplete")
-    n = next(iter(counts.values()))
+    n = min(counts.values()) if total is None else int(total)
     src = frames.first
     geo = src.read_scan_geometry()
     if geo is None:
@@ -168,6 +173,10 @@ def read_scan(frames, sample, where, uniform, prec):
                "positions": np.stack([np.zeros(n), idx], axis=1)}
     shape = [int(v) for v in geo["shape"]]
     need = shape[0] * shape[1]
+    if total is not None:
+        pos = np.asarray(geo["positions"], dtype=np.float64).reshape(-1, 2)[:n]
+        slow, fast = M.provisional_axes(pos[:, 0], pos[:, 1], shape, uniform, prec)
+        return _scan_record(geo, shape, n, slow, fast, uniform, prec), {}, _header(frames, geo)
     if n < need:
         raise SourceError(f"scan shape {shape} of {where!r} scan {sample!r} needs {need} frames, "
                           f"the raw file holds {n}; fix the scan shape or re-export the complete "
@@ -176,13 +185,8 @@ def read_scan(frames, sample, where, uniform, prec):
     if pos.ndim != 2 or pos.shape[1] != 2:
         raise SourceError(f"scan positions of {where!r} have shape {pos.shape}, expected (N, 2) "
                           "(slow, fast)")
-    slow_m, fast_m = geo["motors"]
     slow, fast = M.scan_axes(pos[:, 0], pos[:, 1], shape, bool(geo["snaking"]), uniform, prec)
-    scan = {"shape": shape, "snake": bool(geo["snaking"]), "n_frames": n,
-            "slow_motor": slow_m or "none", "fast_motor": fast_m,
-            "slow_positions": slow, "fast_positions": fast,
-            "force_uniform_steps": bool(uniform), "prec": float(prec),
-            "exposure_s": geo.get("exposure_s")}
+    scan = _scan_record(geo, shape, n, slow, fast, uniform, prec)
     monitors = {}
     for name, values in (src.read_monitors() or {}).items():
         values = np.asarray(values, dtype=np.float64).ravel()
@@ -194,14 +198,27 @@ def read_scan(frames, sample, where, uniform, prec):
         monitors["transmission"] = M.transmission(monitors["incident"], monitors["transmitted"])
     else:
         log.warning("scan %s: no incident and transmitted monitors; no transmission", sample)
+    return scan, monitors, _header(frames, geo)
+
+
+def _scan_record(geo, shape, n, slow, fast, uniform, prec):
+    slow_m, fast_m = geo["motors"]
+    return {"shape": shape, "snake": bool(geo["snaking"]), "n_frames": n,
+            "slow_motor": slow_m or "none", "fast_motor": fast_m,
+            "slow_positions": slow, "fast_positions": fast,
+            "force_uniform_steps": bool(uniform), "prec": float(prec),
+            "exposure_s": geo.get("exposure_s")}
+
+
+def _header(frames, geo):
     header = geo.get("header")
     if header is None:
-        meta = src.read_meta()
+        meta = frames.first.read_meta()
         header = {"source": frames.spec_name,
                   "label": meta.label, "energy_keV": meta.energy_keV,
                   "distance_m": meta.distance_m, "psize_m": meta.psize_m,
                   "beam_center": meta.beam_center, "extra": meta.extra}
-    return scan, monitors, header
+    return header
 
 
 def expand_files(files, map_path, make, incident=None, transmitted=None):

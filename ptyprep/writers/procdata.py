@@ -228,3 +228,27 @@ def write_tomo(f, sn, name, image, coords, label, rot_cen, algorithm):
     g.attrs[L.ATTR_ROT_CEN] = float(rot_cen)
     g.attrs[L.ATTR_ALGORITHM] = algorithm
     return g
+
+
+def append_attr(f, sn, name, start, values):
+    """Rewrite ``attrs/<name>`` as its first ``start`` frames followed by ``values``.
+
+    Raises LayoutError when the attribute holds fewer than ``start`` frames.
+    """
+    path = L.attr_path(sn, name)
+    values = np.asarray(values, dtype=np.float64)
+    old = np.asarray(f[path][:start], dtype=np.float64) if path in f else \
+        np.zeros((0,) + values.shape[1:])
+    if len(old) != start:
+        raise LayoutError(f"attrs/{name} of sample {sn!r} in {f.filename!r} holds {len(old)} "
+                          f"frames, expected {start}; the file is not a prefix of this scan")
+    write_attr(f, sn, name, np.concatenate([old, values]))
+
+
+def append_iphi(f, sn, start, values, nphi, qrange, sub=L.MERGED, compression="gzip"):
+    """:func:`write_iphi` of the first ``start`` rows of ``Iphi/<sub>`` followed by ``values``."""
+    path = L.iphi_path(sn, sub)
+    old = f[path][:start] if path in f else np.zeros((0, nphi), np.float32)
+    if len(old) != start:
+        raise LayoutError(f"Iphi/{sub} of sample {sn!r} holds {len(old)} frames, expected {start}")
+    return write_iphi(f, sn, np.concatenate([old, values]), nphi, qrange, sub, compression)
