@@ -36,13 +36,14 @@ import numpy as np
 from . import pipeline
 from .comm import world
 from .compression import dataset_filters
-from .errors import PtyprepError, RecipeError, SourceError
+from .errors import RecipeError, SourceError
 from .layout import ptyd as L
 from .loadmanager import LoadManager
 from .plan import make_plan
 from .service import decide_center, open_source, provenance
 from .writers.ptyd import check_output, part_name, part_numbers, publish_master, write_part
-from .watch_state import OutputLock, recipe_key, recover, status_name, write_status
+from .watch_state import (OutputLock, locked_resume, recipe_key, recover, status_name,
+                          write_status)
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +123,11 @@ def watch(recipe, comm=None, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_
     dfile = recipe.path(recipe.output.dfile)
     dataset_filters(recipe.output.compression)
     part_name(dfile, 0, recipe.output.part_format)
-    lock, error, resume = OutputLock(dfile), None, None
-    if comm.rank == 0:
-        try:
-            check_output(dfile, overwrite=True)
-            lock.acquire()
-            resume = recover(dfile, recipe_key(recipe.to_dict()), recipe.output.chunk_frames,
-                             recipe.output.part_format, recipe.output.overwrite)
-        except PtyprepError as exc:
-            lock.release()
-            error = exc
-    error, resume = comm.bcast((error, resume))
-    if error is not None:
-        raise error
+    check_output(dfile, overwrite=True)
+    lock = OutputLock(dfile)
+    resume = locked_resume(comm, lock, lambda: recover(
+        dfile, recipe_key(recipe.to_dict()), recipe.output.chunk_frames,
+        recipe.output.part_format, recipe.output.overwrite))
     result = None
     try:
         with open_source(recipe) as source:

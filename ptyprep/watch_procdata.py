@@ -41,7 +41,8 @@ from .saxs import products as P, rawdata as R
 from .saxs.analysis import integrate_share, make_integrators
 from .saxs.pipeline import make_detectors, partial_name, uses_lix
 from .watch import DEFAULT_MAPS_EVERY, DEFAULT_POLL_S, _part_delay, _stop_on_signals
-from .watch_state import OutputLock, recipe_key, recover_procdata, status_name, write_status
+from .watch_state import (OutputLock, locked_resume, recipe_key, recover_procdata, status_name,
+                          write_status)
 from .writers import procdata as W
 
 log = logging.getLogger(__name__)
@@ -74,18 +75,9 @@ def watch_procdata(recipe, comm, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, sta
     integrators = make_integrators(detectors, qgrid, saxs.nphi, saxs.split)
     datasets = [d.dataset for d in detectors]
     spec = R.make_spec(recipe.source.name, recipe.source.options, datasets, recipe.base_dir)
-    lock, error, resume = OutputLock(dfile), None, (0, None)
-    if comm.rank == 0:
-        try:
-            lock.acquire()
-            resume = recover_procdata(dfile, recipe_key(recipe.to_dict()),
-                                      recipe.output.overwrite)
-        except PtyprepError as exc:
-            lock.release()
-            error = exc
-    error, resume = comm.bcast((error, resume))
-    if error is not None:
-        raise error
+    lock = OutputLock(dfile)
+    resume = locked_resume(comm, lock, lambda: recover_procdata(
+        dfile, recipe_key(recipe.to_dict()), recipe.output.overwrite))
     result = None
     try:
         with R.SampleFrames(spec, datasets) as raw:

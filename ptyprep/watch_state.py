@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import LayoutError, OutputError
+from .errors import LayoutError, OutputError, PtyprepError
 from .layout import ptyd as L
 from .layout.ptyd import _json_default
 from .writers.ptyd import part_name, publish_master, publishing_name, read_links, \
@@ -76,6 +76,23 @@ class OutputLock:
             self.path.unlink(missing_ok=True)
         os.close(self._fd)  # closing releases the flock
         self._fd = None
+
+
+def locked_resume(comm, lock, recover_output):
+    """Rank 0 takes the output ``lock`` and calls ``recover_output()`` to work out what is on
+    disk; every rank returns its result, or raises the same error (the lock is then released)."""
+    error, resume = None, None
+    if comm.rank == 0:
+        try:
+            lock.acquire()
+            resume = recover_output()
+        except PtyprepError as exc:
+            lock.release()
+            error = exc
+    error, resume = comm.bcast((error, resume))
+    if error is not None:
+        raise error
+    return resume
 
 
 def write_status(path, status):

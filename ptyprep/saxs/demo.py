@@ -222,9 +222,8 @@ def run_demo(out_dir, comm=None):
 
     comm = comm if comm is not None else world()
     out = Path(out_dir)
-    paths = None
     if comm.rank == 0:
-        paths = write_demo_data(out)
+        write_demo_data(out)
         (out / "saxs_demo.toml").write_text(RECIPE)
     comm.barrier()
     recipe = load_recipe(out / "saxs_demo.toml")

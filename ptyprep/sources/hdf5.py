@@ -27,10 +27,9 @@ import numpy as np
 from ..chunkread import read_frames_roi
 from ..errors import RecipeError, SourceError
 from ..source import ScanMeta, ScanSource
-from ._common import (ENERGY_UNITS, HC_KEV_ANGSTROM, JOULE_PER_KEV, LENGTH_UNITS,  # noqa: F401
-                      PIXEL_UNITS, H5Files, check_number, check_positions, check_scan_options,
+from ._common import (LENGTH_UNITS, H5Files, check_number, check_positions, check_scan_options,
                       contiguous_runs, natural_key, resolve_center, resolve_energy,
-                      resolve_length, resolve_psize, to_keV, unit_factor, valid_from_mask)
+                      resolve_length, resolve_psize, unit_factor, valid_from_mask)
 
 log = logging.getLogger(__name__)
 

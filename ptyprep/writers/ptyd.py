@@ -10,6 +10,7 @@ and renames it at the end, so a failed run leaves nothing a reader would take
 for a complete file.  Part files are written as ``<part>.tmp`` and renamed.
 """
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -299,15 +300,7 @@ def read_ptyd(path):
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"no .ptyd file at {str(path)!r}")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as exc:
-        raise LayoutError(f"{str(path)!r} is not an HDF5 file: {exc}") from exc
-    with h5:
-        if L.META not in h5 or L.CHUNKS not in h5:
-            raise LayoutError(f"{str(path)!r} is not a .ptyd file: it has no meta/ and chunks/ groups")
-        meta = {k: L.read_value(v) for k, v in h5[L.META].items()}
-        info = {k: L.read_value(v) for k, v in h5[L.INFO].items()} if L.INFO in h5 else {}
+    with _open_ptyd(path) as (h5, meta, info):
         pieces = []
         for name in sorted(h5[L.CHUNKS], key=int):
             try:
@@ -393,6 +386,21 @@ def publish_master(path, meta, info, part_names):
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def _open_ptyd(path):
+    """Open a ``.ptyd`` for reading: yield ``(h5, meta, info)``; LayoutError if it is not one."""
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise LayoutError(f"{str(path)!r} is not a readable HDF5 file: {exc}") from exc
+    with h5:
+        if L.META not in h5 or L.CHUNKS not in h5:
+            raise LayoutError(f"{str(path)!r} is not a .ptyd file: it has no meta/ and chunks/ groups")
+        meta = {k: L.read_value(v) for k, v in h5[L.META].items()}
+        info = {k: L.read_value(v) for k, v in h5[L.INFO].items()} if L.INFO in h5 else {}
+        yield h5, meta, info
+
+
 def read_links(path):
     """``(meta, info, part_names)`` of a link-mode master (part names in chunk order).
 
@@ -401,16 +409,7 @@ def read_links(path):
     LayoutError
         The file is not a ``.ptyd`` or holds chunks that are not external links.
     """
-    path = Path(path)
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as exc:
-        raise LayoutError(f"{str(path)!r} is not a readable HDF5 file: {exc}") from exc
-    with h5:
-        if L.META not in h5 or L.CHUNKS not in h5:
-            raise LayoutError(f"{str(path)!r} is not a .ptyd file: it has no meta/ and chunks/")
-        meta = {k: L.read_value(v) for k, v in h5[L.META].items()}
-        info = {k: L.read_value(v) for k, v in h5[L.INFO].items()} if L.INFO in h5 else {}
+    with _open_ptyd(Path(path)) as (h5, meta, info):
         names = []
         for name in sorted(h5[L.CHUNKS], key=int):
             link = h5[L.CHUNKS].get(name, getlink=True)
