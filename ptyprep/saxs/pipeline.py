@@ -139,3 +139,50 @@ def _chain(an, saxs, chunk_frames):
     if saxs.tomo:
         an.calc_tomo_from_map(list(saxs.tomo), algorithm=saxs.tomo_algorithm,
                               center=saxs.tomo_center)
+
+
+def describe_procdata(recipe):
+    """Check a procdata recipe fully (geometry, masks, raw data) and describe what a run does.
+
+    Opens every detector's ``.poni`` and mask, every raw scan and each detector's frames;
+    writes nothing.  Raises the same errors as :func:`run_procdata` would before its first write.
+    """
+    from ..integrate import make_qgrid, phi_centres
+    from . import rawdata as R
+
+    saxs = recipe.saxs
+    out = recipe.path(recipe.output.dfile)
+    if out.exists() and not recipe.output.overwrite:
+        raise OutputError(f"output {str(out)!r} exists; set [output] overwrite = true or choose "
+                          "another output.dfile")
+    detectors = make_detectors(recipe)
+    if not detectors:
+        raise RecipeError("[saxs] detectors is empty; give at least one "
+                          "{dataset = ..., poni = ..., valid = ...}")
+    qgrid = make_qgrid(*saxs.qgrid)
+    phi_centres(saxs.nphi)
+    for det in detectors:
+        det.integrator(qgrid, saxs.nphi, split=saxs.split)  # q coverage, mask and geometry checks
+    datasets = [d.dataset for d in detectors]
+    if uses_lix(recipe):
+        items = R.expand_files(raw_files(recipe), lambda p: p, None)
+    else:
+        items = [(saxs.sample or None, R.make_spec(recipe.source.name, recipe.source.options,
+                                                   datasets, recipe.base_dir))]
+    lines = [f"recipe OK: {len(items)} scan(s), {len(detectors)} detector(s) → {out}",
+             f"  q grid        {qgrid.size} bins, {qgrid[0]:.4g}–{qgrid[-1]:.4g} 1/Å; "
+             f"{saxs.nphi} φ bins; pixel splitting {saxs.split}"]
+    for det in detectors:
+        lines.append(f"  detector      {det.name}: dataset {det.dataset}, shape {tuple(det.shape)}, "
+                     f"{det.valid.mean() * 100:.1f}% valid pixels")
+    for sample, spec in items:
+        with R.SampleFrames(spec, datasets) as frames:
+            counts = frames.num_frames()
+        shown = ", ".join(f"{ds} {n}" for ds, n in counts.items())
+        lines.append(f"  scan          {sample or R.spec_path(spec)}: frames {shown}")
+    steps = ["q-φ maps + I(q)"] + (["errors"] if saxs.errors else [])
+    steps += [f"attrs {', '.join(a['name'] for a in saxs.attrs)}"] if saxs.attrs else []
+    steps += [f"maps {', '.join(saxs.maps)}"] if saxs.maps else []
+    steps += [f"tomograms {', '.join(saxs.tomo)}"] if saxs.tomo else []
+    lines.append(f"  steps         {' → '.join(steps)}")
+    return "\n".join(lines)
