@@ -1,5 +1,6 @@
 """Pictures of results (``ptyprep plot``): matplotlib, written as PNG."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,77 @@ def plot_file(path, out=None):
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"no file at {str(path)!r}")
-    with h5py.File(path, "r") as h5:
-        is_ptyd = "meta" in h5 and "chunks" in h5
-    if is_ptyd:
-        return [plot_ptyd(path, out or path.with_suffix(path.suffix + ".png"))]
-    from .saxs.plot import plot_procdata
+    from .saxs.inspect import is_procdata
 
-    return plot_procdata(path, out or path.with_suffix(".png"))
+    with h5py.File(path, "r") as h5:
+        kind = "ptyd" if "meta" in h5 and "chunks" in h5 else (
+            "procdata" if is_procdata(h5) else "raw")
+    default = path.with_suffix(path.suffix + ".png")
+    if kind == "ptyd":
+        return [plot_ptyd(path, out or default)]
+    if kind == "procdata":
+        from .saxs.plot import plot_procdata
+
+        return plot_procdata(path, out or path.with_suffix(".png"))
+    return [plot_raw(path, out or default)]
+
+
+def largest_image_dataset(h5):
+    """Path of the largest 2-D or 3-D numeric dataset of an open HDF5 file (the frames), or None."""
+    found = []
+
+    def visit(name, node):
+        if hasattr(node, "shape") and node.ndim in (2, 3) and node.dtype.kind in "iuf" \
+                and min(node.shape[-2:]) > 1:
+            found.append((int(np.prod(node.shape[-2:])), name))
+
+    h5.visititems(visit)
+    return "/" + max(found)[1] if found else None
+
+
+def plot_raw(path, out, max_frames=16):
+    """Mean of the first frames of a raw file's image dataset (log scale), with a histogram.
+
+    Returns
+    -------
+    Path of the PNG.
+    """
+    import h5py
+    import hdf5plugin  # noqa: F401  (compressed detector data)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with h5py.File(path, "r") as h5:
+        name = largest_image_dataset(h5)
+        if name is None:
+            raise SourceError(f"{str(path)!r} holds no 2-D or 3-D image dataset to draw")
+        dset = h5[name]
+        shape, dtype = dset.shape, dset.dtype
+        frames = dset[()] if dset.ndim == 2 else dset[:max_frames]
+    frames = np.asarray(frames, dtype=np.float64).reshape((-1,) + frames.shape[-2:])
+    if np.issubdtype(dtype, np.integer):  # gaps/bad pixels: negative or the dtype's maximum
+        frames[(frames < 0) | (frames >= np.iinfo(dtype).max)] = np.nan
+    with warnings.catch_warnings():  # pixels that are gaps in every frame stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(frames, axis=0)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True,
+                             gridspec_kw={"width_ratios": [2, 1]})
+    im = axes[0].imshow(np.log10(np.clip(mean, 0, None) + 1), cmap="magma", interpolation="nearest")
+    axes[0].set_title(f"{name}: mean of {len(frames)} frame(s), log10(counts + 1)")
+    axes[0].set_xlabel("column (pixel)")
+    axes[0].set_ylabel("row (pixel)")
+    fig.colorbar(im, ax=axes[0], shrink=0.8)
+    values = mean[np.isfinite(mean)]
+    axes[1].hist(values, bins=100, log=True, color="0.3")
+    axes[1].set_xlabel("counts (mean frame)")
+    axes[1].set_title("histogram (gaps and bad pixels excluded)")
+    fig.suptitle(f"{Path(path).name} {tuple(shape)} {dtype}")
+    out = Path(out)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
 
 
 def plot_ptyd(path, out):

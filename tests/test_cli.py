@@ -184,3 +184,15 @@ def test_demo_writes_ptyd_and_picture(capsys, tmp_path):
 def test_help_teaches(capsys):
     code, out, _ = run_main(capsys, "--help")
     assert code == 0 and "mpiexec -n 4 python -m mpi4py -m ptyprep run" in out
+
+
+def test_plot_raw_file_draws_its_frames(capsys, tmp_path):
+    raw = make_h5(tmp_path)
+    png = tmp_path / "raw.png"
+    code, out, err = run_main(capsys, "plot", raw, "--out", png)
+    assert code == 0 and "wrote" in out and not err
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10000
+    with h5py.File(raw, "w") as h5:
+        h5["x"] = np.arange(5)
+    code, _, err = run_main(capsys, "plot", raw)
+    assert code == 2 and "no 2-D or 3-D image dataset" in err
