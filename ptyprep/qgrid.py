@@ -53,6 +53,7 @@ def make_qgrid(*segments):
 
 
 def check_qgrid(qgrid):
+    """The q grid as (Nq,) float64 centres; RecipeError unless finite and strictly increasing."""
     q = np.asarray(qgrid, dtype=np.float64)
     if q.ndim != 1 or q.size < 2:
         raise RecipeError(f"q grid of shape {q.shape} is not a 1-D array of at least 2 centres; "
@@ -141,6 +142,7 @@ def q_edges(qgrid):
 
 
 def check_nphi(nphi):
+    """``nphi`` as an int; RecipeError unless it is an even integer >= 2."""
     if isinstance(nphi, bool) or not isinstance(nphi, (int, np.integer)) or nphi < 2 or nphi % 2:
         raise RecipeError(f"nphi = {nphi!r} is not an even integer >= 2; an even number of φ bins makes "
                           "the 180° roll exact (e.g. 36, 60, 180)")
