@@ -214,3 +214,16 @@ def test_nan_positions_and_count_mismatch(tmp_path, monkeypatch):
     monkeypatch.setattr(SimulatedSource, "read_positions", lambda self: pos[:20])
     with pytest.raises(SourceError, match="23 frames but 20 positions"):
         ptyprep.run(recipe(tmp_path))
+
+
+@pytest.mark.parametrize("save", ["append", "merge"])
+def test_long_scan_through_reopened_master(tmp_path, save):
+    """More chunks than the writer keeps through one open master (it closes and reopens it)."""
+    from ptyprep.writers.ptyd import REOPEN_EVERY
+
+    n = 2 * (2 * REOPEN_EVERY + 3)
+    result = ptyprep.run(recipe(tmp_path, source={"num_frames": n}, prep={"shape": 16},
+                                output={"save": save, "chunk_frames": 2}))
+    scan = ptyprep.read_ptyd(result["path"])
+    assert scan["indices"].tolist() == list(range(n))
+    assert [int(np.median(f)) for f in scan["data"]] == list(range(n))

@@ -26,6 +26,10 @@ from . import chunkwrite as cw
 log = logging.getLogger(__name__)
 
 
+#: Chunks written through one open master before it is closed and reopened (append/merge).
+REOPEN_EVERY = 16
+
+
 def incomplete_name(path):
     """Temporary name of a master file while it is being written."""
     path = Path(path)
@@ -211,6 +215,11 @@ class PtydWriter:
         else:
             L.write_chunk_arrays(chunks.create_group(L.chunk_name(chunk)), *arrays, self.filters)
         self._h5.flush()
+        if chunk % REOPEN_EVERY == REOPEN_EVERY - 1:
+            # HDF5 keeps metadata of every chunk group written through an open file; reopening
+            # now and then keeps rank 0's memory flat over long scans (link mode needs nothing).
+            self._h5.close()
+            self._h5 = h5py.File(self.tmp, "r+", libver="latest")
 
     def _write_link(self, arrays, counts):
         numbers = part_numbers([counts], self.next_part)[0]
