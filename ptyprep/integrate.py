@@ -367,15 +367,7 @@ def merge_maps(maps, scales=None):
     merged : (N, nphi, Nq) float32 ndarray
         Per bin, the mean over the detectors that cover it (each × its scale); NaN where none does.
     """
-    maps = [np.asarray(m) for m in maps]
-    if not maps:
-        raise ValueError("merge_maps() needs at least one map")
-    if any(m.shape != maps[0].shape for m in maps):
-        raise ValueError(f"maps have different shapes {[m.shape for m in maps]}; integrate every "
-                         "detector on the same q grid and nphi")
-    scales = [1.0] * len(maps) if scales is None else [float(s) for s in scales]
-    if len(scales) != len(maps):
-        raise ValueError(f"{len(scales)} scales given for {len(maps)} maps")
+    maps, scales = _merge_inputs(maps, scales, "merge_maps")
     total = np.zeros(maps[0].shape, dtype=np.float64)
     count = np.zeros(maps[0].shape, dtype=np.int32)
     for m, s in zip(maps, scales):
@@ -399,8 +391,7 @@ def merge_var(variances, scales=None):
     -------
     (N, nphi, Nq) float32 ndarray: ``Σ s²·var / k²`` over the k detectors covering a bin.
     """
-    variances = [np.asarray(v) for v in variances]
-    scales = [1.0] * len(variances) if scales is None else [float(s) for s in scales]
+    variances, scales = _merge_inputs(variances, scales, "merge_var")
     total = np.zeros(variances[0].shape, dtype=np.float64)
     count = np.zeros(variances[0].shape, dtype=np.int32)
     for v, s in zip(variances, scales):
@@ -409,3 +400,17 @@ def merge_var(variances, scales=None):
         count += ok
     with np.errstate(invalid="ignore", divide="ignore"):
         return (total / count.astype(np.float64) ** 2).astype(np.float32)
+
+
+def _merge_inputs(maps, scales, caller):
+    """Per-detector arrays of one shape and their scales (default 1), checked for a merge."""
+    maps = [np.asarray(m) for m in maps]
+    if not maps:
+        raise ValueError(f"{caller}() needs at least one map")
+    if any(m.shape != maps[0].shape for m in maps):
+        raise ValueError(f"maps have different shapes {[m.shape for m in maps]}; integrate every "
+                         "detector on the same q grid and nphi")
+    scales = [1.0] * len(maps) if scales is None else [float(s) for s in scales]
+    if len(scales) != len(maps):
+        raise ValueError(f"{len(scales)} scales given for {len(maps)} maps")
+    return maps, scales

@@ -300,3 +300,16 @@ def test_ceo2_pilatus_peaks(shared_data):
 
     mine, theirs = strongest(qgrid, ours), strongest(ref_q, ref_i)
     np.testing.assert_allclose(mine, theirs, atol=step)
+
+
+def test_merge_inputs_are_checked_for_both_merges():
+    from ptyprep.integrate import merge_var
+
+    a = np.ones((1, 2, 3), np.float32)
+    for merge in (merge_maps, merge_var):
+        with pytest.raises(ValueError, match="at least one map"):
+            merge([])
+        with pytest.raises(ValueError, match="different shapes"):
+            merge([a, np.ones((1, 2, 4))])
+        with pytest.raises(ValueError, match="1 scales given for 2 maps"):
+            merge([a, a], scales=[2.0])
