@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import RecipeError
+from .sparsebins import BinMatrix
 from .qgrid import (check_nphi, check_qgrid, make_qgrid, phi_centres,  # noqa: F401 (re-exported)
                     phi_edges, q_bin_bounds, q_edges, q_segments)
 
@@ -184,12 +185,13 @@ class StackIntegrator:
         self._weight = weight.ravel()
         self._dark = None if dark is None else self._image(dark, "dark").astype(np.float64).ravel()
         with _quiet_empty_segments():
-            self._m2, self._n2, self._d2 = self._build(2)
-        self.coverage = np.isfinite(self._n2).reshape(self.nphi, self.qgrid.size)
+            self._qphi = self._build(2)
+        self.coverage = np.isfinite(self._qphi.inv_norm[self._qphi.restore]).reshape(
+            self.nphi, self.qgrid.size)
         if not self.coverage.any():
             raise RecipeError(f"q grid {self.qgrid[0]:.4g}–{self.qgrid[-1]:.4g} 1/Å lies entirely "
                               "outside this detector's q coverage; choose q within the detector's range")
-        self._m1 = self._both = None
+        self._iq = self._both = self._qphi_sq = None
 
     # -- construction helpers
     def _image(self, arr, name):
@@ -246,43 +248,37 @@ class StackIntegrator:
         norm = full.astype(np.float64) @ self._weight
         norm[~(norm > 0)] = np.nan
         dark = None if self._dark is None else full.astype(np.float64) @ self._dark
-        return full, norm, dark
+        return BinMatrix(full, norm, dark)
 
     def _iq_engine(self):
-        if self._m1 is None:
+        if self._iq is None:
             with _quiet_empty_segments():
-                self._m1, self._n1, self._d1 = self._build(1)
-        return self._m1, self._n1, self._d1
+                self._iq = self._build(1)
+        return self._iq
 
     @property
     def iq_coverage(self):
         """(Nq,) bool: q bins of I(q) that receive any valid pixel."""
-        return np.isfinite(self._iq_engine()[1])
+        iq = self._iq_engine()
+        return np.isfinite(iq.inv_norm[iq.restore])
+
+    @property
+    def qphi_matrix(self):
+        """(nphi·Nq, H·W) csr_matrix: pixel weights of each q-φ bin (row = iphi·Nq + iq)."""
+        return self._qphi.bins_matrix()
 
     # -- application
-    def _apply(self, mat, norm, dark, frames, monitor):
+    def _apply(self, engine, frames, monitor):
         frames = np.asarray(frames)
         if frames.ndim != 3 or frames.shape[1:] != self.shape:
             raise ValueError(f"frames of shape {frames.shape} are not a stack (N, H, W) with "
                              f"(H, W) = {self.shape}")
         n = frames.shape[0]
-        flat = frames.reshape(n, -1)
-        out = np.empty((n, mat.shape[0]), dtype=np.float32)
-        buf = np.empty(flat.shape[1], dtype=np.float32)
-        for i in range(n):
-            # One pass per frame: the float32 cast stays in cache for the gather that follows,
-            # which measured faster than transposing the stack to (pixels, N) (see benchmarks).
-            np.copyto(buf, flat[i], casting="unsafe")
-            out[i] = mat @ buf
-        if dark is not None:
-            out -= dark.astype(np.float32)
-        out *= (1.0 / norm).astype(np.float32)
         if monitor is not None:
             monitor = np.asarray(monitor, dtype=np.float64).reshape(-1)
             if monitor.shape != (n,):
                 raise ValueError(f"monitor of shape {monitor.shape} does not match {n} frames")
-            out /= monitor.astype(np.float32)[:, None]
-        return out
+        return engine.apply(frames.reshape(n, -1), monitor)
 
     def qphi(self, frames, monitor=None):
         """q-φ maps of a stack.
@@ -298,7 +294,7 @@ class StackIntegrator:
         maps : (N, nphi, Nq) float32 ndarray
             Normalised intensity; NaN in bins no valid pixel reaches.
         """
-        out = self._apply(self._m2, self._n2, self._d2, frames, monitor)
+        out = self._apply(self._qphi, frames, monitor)
         return out.reshape(out.shape[0], self.nphi, self.qgrid.size)
 
     def iq(self, frames, monitor=None):
@@ -312,16 +308,13 @@ class StackIntegrator:
         -------
         iq : (N, Nq) float32 ndarray, NaN where no valid pixel reaches a bin.
         """
-        mat, norm, dark = self._iq_engine()
-        return self._apply(mat, norm, dark, frames, monitor)
+        return self._apply(self._iq_engine(), frames, monitor)
 
     def qphi_iq(self, frames, monitor=None):
         """Both :meth:`qphi` and :meth:`iq` in one pass over the stack: ((N, nphi, Nq), (N, Nq))."""
         if self._both is None:
-            m1, n1, d1 = self._iq_engine()
-            dark = None if self._d2 is None else np.concatenate([self._d2, d1])
-            self._both = (sp.vstack([self._m2, m1], format="csr"), np.concatenate([self._n2, n1]), dark)
-        out = self._apply(*self._both, frames, monitor)
+            self._both = self._qphi.stacked(self._iq_engine())
+        out = self._apply(self._both, frames, monitor)
         k = self.nphi * self.qgrid.size
         return out[:, :k].reshape(-1, self.nphi, self.qgrid.size), out[:, k:]
 
@@ -340,12 +333,10 @@ class StackIntegrator:
         -------
         var : (N, nphi, Nq) float32 ndarray, NaN where no valid pixel reaches a bin.
         """
-        if getattr(self, "_m2sq", None) is None:
-            sq = self._m2.copy()
-            sq.data = sq.data.astype(np.float64) ** 2
-            self._m2sq = sq
+        if self._qphi_sq is None:
+            self._qphi_sq = self._qphi.squared()
         frames = np.clip(np.asarray(frames, dtype=np.float64), 0.0, None)
-        out = self._apply(self._m2sq, self._n2 ** 2, None, frames,
+        out = self._apply(self._qphi_sq, frames,
                           None if monitor is None else np.asarray(monitor, np.float64) ** 2)
         return out.reshape(out.shape[0], self.nphi, self.qgrid.size)
 

@@ -130,7 +130,7 @@ def test_qphi_var_explicit(tmp_path):
     frames = rng.poisson(50, (2,) + shape).astype(np.int32)
     monitor = np.array([2.0, 4.0])
     var = integ.qphi_var(frames, monitor=monitor)
-    mat = integ._m2.tocsr()
+    mat = integ.qphi_matrix
     weight = integ._weight
     expected = np.full((2, mat.shape[0]), np.nan)
     for r in range(mat.shape[0]):
