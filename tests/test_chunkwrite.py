@@ -140,17 +140,81 @@ def test_other_builtin_filter_sets_round_trip(tmp_path, filters):
 def test_zlib_fallback_without_isal_gives_a_readable_file(tmp_path, monkeypatch):
     monkeypatch.setattr(compression, "isal_zlib", None)
     assert compression.deflate_backend() == "zlib"
-    frames = photon_frames(3, 64)
-    raw = cw.shuffle_frame(frames[0])
-    assert cw.Codec(1, True).encode(frames[0]) == zlib.compress(raw, 1)
-    write_direct(tmp_path / "zlib.h5", frames)
-    assert read(tmp_path / "zlib.h5")[0].tobytes() == frames.tobytes()
+    quiet = np.random.default_rng(0).poisson(0.5, (3, 64, 64)).astype(np.uint32)
+    raw = cw.shuffle_frame(quiet[0])
+    assert cw.Codec(1, True).encode(quiet[0]) == zlib.compress(raw, 1)     # no plane stored
+    for frames in (quiet, photon_frames(3, 64), noisy_low_byte((3, 200, 200))):
+        write_direct(tmp_path / "zlib.h5", frames)
+        assert read(tmp_path / "zlib.h5")[0].tobytes() == frames.tobytes()
 
 
 def test_isal_missing_is_detected(monkeypatch):
     monkeypatch.setitem(sys.modules, "isal", None)
     monkeypatch.setitem(sys.modules, "isal.isal_zlib", None)
     assert compression._load_isal() is None
+
+
+def noisy_low_byte(shape, seed=5):
+    """uint32 counts whose lowest byte is uniform noise (entropy ~8 bits) and higher bytes ~0."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, shape) + 256 * rng.poisson(0.2, shape)).astype(np.uint32)
+
+
+def test_plane_entropy():
+    rng = np.random.default_rng(1)
+    planes = np.stack([np.zeros(50000, np.uint8),
+                       rng.integers(0, 256, 50000).astype(np.uint8),
+                       rng.choice(np.array([3, 200], np.uint8), 50000)])
+    h = compression.plane_entropy(planes)
+    assert h[0] == 0.0
+    assert 7.7 < h[1] <= 8.0
+    assert abs(h[2] - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("isal", [True, False])
+@pytest.mark.parametrize("shape", [(300, 300), (128, 256), (181, 191)])
+def test_noise_planes_are_stored_blocks_of_one_zlib_stream(monkeypatch, isal, shape):
+    if not isal:
+        monkeypatch.setattr(compression, "isal_zlib", None)
+    elif compression.isal_zlib is None:
+        pytest.skip("isal not installed")
+    frame = noisy_low_byte(shape)
+    raw = cw.shuffle_frame(frame)
+    n = frame.size
+    assert compression.plane_entropy(raw.reshape(4, -1))[0] >= compression.STORE_ENTROPY_BITS
+    enc = cw.Codec(1, True).encode(frame)
+    assert zlib.decompress(enc) == raw.tobytes()
+    # plane 0 went in verbatim (stored blocks of at most 65535 bytes), the rest was deflated
+    assert raw[:min(n, 65535)].tobytes() in enc
+    assert n < len(enc) < n + 0.2 * 3 * n + 64
+
+
+def test_small_planes_are_always_deflated():
+    frame = noisy_low_byte((127, 256))                  # planes of 32512 bytes < MIN_STORED_PLANE
+    raw = cw.shuffle_frame(frame)
+    assert compression.plane_entropy(raw.reshape(4, -1))[0] >= compression.STORE_ENTROPY_BITS
+    assert cw.Codec(1, True).encode(frame) == compression._compress(raw, 1)
+
+
+def test_stored_and_deflated_planes_interleave():
+    rng = np.random.default_rng(2)
+    # uint64: planes 1 and 3 noise, the others nearly constant → runs deflate/stored/deflate/...
+    lo = rng.integers(0, 256, 40000).astype(np.uint64)
+    frame = (lo << np.uint64(8)) | (lo << np.uint64(24)) | np.uint64(7)
+    raw = cw.shuffle_frame(frame.reshape(200, 200))
+    enc = cw.Codec(1, True).encode(frame.reshape(200, 200))
+    assert zlib.decompress(enc) == raw.tobytes()
+    assert raw[40000:80000].tobytes() in enc and raw[120000:160000].tobytes() in enc
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int64])
+def test_files_with_stored_planes_read_back_with_plain_h5py(tmp_path, dtype):
+    frames = noisy_low_byte((3, 300, 301)).astype(dtype)
+    write_direct(tmp_path / "noisy.h5", frames)
+    write_h5py(tmp_path / "ref.h5", frames)
+    got, comp, shuffle, chunks = read(tmp_path / "noisy.h5")
+    assert got.dtype == frames.dtype and got.tobytes() == frames.tobytes()
+    assert (comp, shuffle, chunks) == read(tmp_path / "ref.h5")[1:]
 
 
 def test_isal_stream_is_a_standard_zlib_stream():

@@ -51,7 +51,7 @@ class Codec:
             raw = frame.reshape(-1).view(np.uint8)
         if self.level is None:
             return raw
-        return deflate(raw, self.level)
+        return deflate(raw, self.level, frame.dtype.itemsize if self.shuffle else 1)
 
 
 def shuffle_bytes(raw, itemsize):
