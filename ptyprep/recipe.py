@@ -151,12 +151,33 @@ def _apply_override(raw, key, value):
     if not name:
         raise RecipeError(f"override {key!r} must be section.key, e.g. prep.rebin")
     if isinstance(value, str):
-        value = _toml_value(value)
+        value = _override_value(section, name, value)
     table = raw.setdefault(section, {})
     if not isinstance(table, dict):
         raise RecipeError(f"cannot override {key!r}: recipe entry {section!r} is not a "
                           f"[{section}] table")
     table[name] = value
+
+
+def _override_value(section, name, text):
+    """The value of ``--set section.name=text``: TOML, except that a key holding a string
+    takes unquoted text as it is (``--set output.label=2024`` is the label "2024")."""
+    if isinstance(_field_default(section, name), str) and f"{section}.{name}" != "prep.center" \
+            and not text.startswith(('"', "'")):
+        return text
+    return _toml_value(text)
+
+
+def _field_default(section, name):
+    """Default of a key of a typed recipe section (None if unknown or without default)."""
+    if section == "saxs":
+        from .saxs.recipe import SaxsSection as cls
+    else:
+        cls = {"prep": PrepSection, "output": OutputSection}.get(section)
+    for field in dataclasses.fields(cls) if cls is not None else ():
+        if field.name == name:
+            return None if field.default is dataclasses.MISSING else field.default
+    return None
 
 
 def _toml_value(text):

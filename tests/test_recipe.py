@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ptyprep.errors import RecipeError
-from ptyprep.recipe import Recipe, load_recipe, parse_override
+from ptyprep.recipe import Recipe, _override_value, load_recipe, parse_override
 
 PREP_KEYS = ["shape", "center", "rebin", "rebin_mode", "orientation", "num_frames", "min_frames",
              "dark", "flat", "saturation", "threshold", "fftshift", "propagation"]
@@ -158,6 +158,17 @@ def test_override_plain_strings_stay_strings():
     assert recipe.output.save == "merge"
     assert recipe.prep.center == "auto"
     assert recipe.source.options == {"path": "raw/a b.h5"}
+
+
+def test_override_of_a_string_key_keeps_the_text_as_typed():
+    recipe = load_recipe({}, overrides={"output.label": "2024", "output.dfile": "true"})
+    assert recipe.output.label == "2024" and recipe.output.dfile == "true"
+    assert _override_value("saxs", "sample", "0815") == "0815"
+    assert _override_value("saxs", "nphi", "36") == 36
+    quoted = load_recipe({}, overrides={"output.label": '"scan 7"', "prep.center": "[10, 12]"})
+    assert quoted.output.label == "scan 7" and quoted.prep.center == (10.0, 12.0)
+    # keys that are not strings are still TOML
+    assert load_recipe({}, overrides={"source.energy_keV": "8"}).source.options == {"energy_keV": 8}
 
 
 def test_override_non_string_values_pass_through():
