@@ -11,6 +11,9 @@ cache (~0.07 ms per 512² frame here): a floor no detector file reaches. The sam
 measured on Eiger-style raw frames (bitshuffle-LZ4, one chunk per frame, what the detector
 writes): end to end vs a plain h5py read of those compressed frames (cases ``*_bslz4raw``).
 
+Info rows ``*_2ranks``: the same run under ``mpiexec -n 2`` (both cores of the node), still
+against the one-process read.
+
 ``stages`` gives ms per frame of each stage of the rebin-1/2 runs: read + prepare (no
 writing, ``iter_chunks``), encode (shuffle + deflate of data and weights, what every rank
 does for its share) and the rest (HDF5 writes, file and group creation, gathers).
@@ -206,13 +209,14 @@ def run(frames=2000, repeat=2, profile=False, folder=None, extra=True):
             case("rebin1_gzip_by_hdf5_filter", t, t_read, "gzip", 1, path,
                  read_back_ms_per_frame=1e3 * min(read_back(path) for _ in range(2)) / frames)
             path.unlink()
-            for rebin, save in ((1, "append"), (1, "link")):
-                path = Path(tmp) / f"mpi_{save}.ptyd"
-                t = prepare_mpi(raw, path, rebin, save)
-                if t is not None:
-                    case(f"rebin{rebin}_{save}_2ranks", t, t_read, "gzip", rebin)
-                for part in Path(tmp).glob(f"mpi_{save}.ptyd*"):
-                    part.unlink()
+        # the node: both cores, as under `mpiexec -n 2 ptyprep run` (info rows, also in --quick)
+        for rebin, save in ((1, "append"), (2, "append")) + (((1, "link"),) if extra else ()):
+            path = Path(tmp) / f"mpi_{save}.ptyd"
+            t = prepare_mpi(raw, path, rebin, save)
+            if t is not None:
+                case(f"rebin{rebin}_{save}_2ranks", t, t_read, "gzip", rebin)
+            for part in Path(tmp).glob(f"mpi_{save}.ptyd*"):
+                part.unlink()
         out["stages"] = {}
         for rebin in (1, 2):
             t = min(prepare_only(raw, rebin) for _ in range(repeat))
