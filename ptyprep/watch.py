@@ -42,8 +42,7 @@ from .loadmanager import LoadManager
 from .plan import make_plan
 from .service import decide_center, open_source, provenance
 from .writers.ptyd import check_output, part_name, part_numbers, publish_master, write_part
-from .watch_state import (OutputLock, locked_resume, recipe_key, recover, status_name,
-                          write_status)
+from .watch_state import held_output, recipe_key, recover, status_name, write_status
 
 log = logging.getLogger(__name__)
 
@@ -124,20 +123,14 @@ def watch(recipe, comm=None, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_
     dataset_filters(recipe.output.compression)
     part_name(dfile, 0, recipe.output.part_format)
     check_output(dfile, overwrite=True)
-    lock = OutputLock(dfile)
-    resume = locked_resume(comm, lock, lambda: recover(
+    recover_output = lambda: recover(  # noqa: E731
         dfile, recipe_key(recipe.to_dict()), recipe.output.chunk_frames,
-        recipe.output.part_format, recipe.output.overwrite))
-    result = None
-    try:
-        with open_source(recipe) as source:
-            daemon = _Daemon(recipe, comm, source, dfile, resume, idle_timeout_s, poll_s,
-                             status_path, stop or threading.Event())
-            with _stop_on_signals(daemon.stop):
-                result = daemon.run()
-    finally:
-        lock.release(remove=bool(result and result["complete"]))
-    return result
+        recipe.output.part_format, recipe.output.overwrite)
+    with held_output(comm, dfile, recover_output) as held, open_source(recipe) as source:
+        daemon = _Daemon(recipe, comm, source, dfile, held.resume, idle_timeout_s, poll_s,
+                         status_path, stop or threading.Event())
+        held.result = run_until_stopped(daemon)
+    return held.result
 
 
 def _link_recipe(recipe):
@@ -152,6 +145,12 @@ def _link_recipe(recipe):
         log.info("ptyprep watch publishes in link mode (output.save = %r is not used)",
                  recipe.output.save)
     return dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, save="link"))
+
+
+def run_until_stopped(daemon):
+    """``daemon.run()`` with SIGINT/SIGTERM setting ``daemon.stop`` (see :func:`_stop_on_signals`)."""
+    with _stop_on_signals(daemon.stop):
+        return daemon.run()
 
 
 @contextlib.contextmanager

@@ -40,9 +40,8 @@ from .loadmanager import LoadManager
 from .saxs import products as P, rawdata as R
 from .saxs.analysis import integrate_share, make_integrators
 from .saxs.pipeline import make_detectors, partial_name, uses_lix
-from .watch import DEFAULT_MAPS_EVERY, DEFAULT_POLL_S, _part_delay, _stop_on_signals
-from .watch_state import (OutputLock, locked_resume, recipe_key, recover_procdata, status_name,
-                          write_status)
+from .watch import DEFAULT_MAPS_EVERY, DEFAULT_POLL_S, _part_delay, run_until_stopped
+from .watch_state import held_output, recipe_key, recover_procdata, status_name, write_status
 from .writers import procdata as W
 
 log = logging.getLogger(__name__)
@@ -75,20 +74,14 @@ def watch_procdata(recipe, comm, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, sta
     integrators = make_integrators(detectors, qgrid, saxs.nphi, saxs.split)
     datasets = [d.dataset for d in detectors]
     spec = R.make_spec(recipe.source.name, recipe.source.options, datasets, recipe.base_dir)
-    lock = OutputLock(dfile)
-    resume = locked_resume(comm, lock, lambda: recover_procdata(
-        dfile, recipe_key(recipe.to_dict()), recipe.output.overwrite))
-    result = None
-    try:
-        with R.SampleFrames(spec, datasets) as raw:
-            daemon = _Daemon(recipe, comm, raw, spec, dfile, resume, detectors, integrators, qgrid,
-                             idle_timeout_s, poll_s, status_path, stop or threading.Event(),
-                             maps_every)
-            with _stop_on_signals(daemon.stop):
-                result = daemon.run()
-    finally:
-        lock.release(remove=bool(result and result["complete"]))
-    return result
+    recover_output = lambda: recover_procdata(  # noqa: E731
+        dfile, recipe_key(recipe.to_dict()), recipe.output.overwrite)
+    with held_output(comm, dfile, recover_output) as held, R.SampleFrames(spec, datasets) as raw:
+        daemon = _Daemon(recipe, comm, raw, spec, dfile, held.resume, detectors, integrators,
+                         qgrid, idle_timeout_s, poll_s, status_path, stop or threading.Event(),
+                         maps_every)
+        held.result = run_until_stopped(daemon)
+    return held.result
 
 
 def _fsync(path):

@@ -8,6 +8,7 @@ master update) is discarded, so the daemon continues exactly where the last
 complete chunk ended.
 """
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -93,6 +94,30 @@ def locked_resume(comm, lock, recover_output):
     if error is not None:
         raise error
     return resume
+
+
+class HeldOutput:
+    """Yielded by :func:`held_output`: ``resume`` (what is on disk) and ``result`` (set by the
+    daemon; its ``"complete"`` decides whether the lock file goes at the end)."""
+
+    def __init__(self, resume):
+        self.resume = resume
+        self.result = None
+
+
+@contextlib.contextmanager
+def held_output(comm, dfile, recover_output):
+    """Hold the lock of output ``dfile`` for a daemon's run (collective).
+
+    Rank 0 takes the lock and calls ``recover_output()`` (see :func:`locked_resume`); at the
+    end the lock is released, and its file removed when the run reports a complete scan.
+    """
+    lock = OutputLock(dfile)
+    held = HeldOutput(locked_resume(comm, lock, recover_output))
+    try:
+        yield held
+    finally:
+        lock.release(remove=bool(held.result and held.result["complete"]))
 
 
 def write_status(path, status):
