@@ -174,9 +174,9 @@ def _field_default(section, name):
         from .saxs.recipe import SaxsSection as cls
     else:
         cls = {"prep": PrepSection, "output": OutputSection}.get(section)
-    for field in dataclasses.fields(cls) if cls is not None else ():
-        if field.name == name:
-            return None if field.default is dataclasses.MISSING else field.default
+    for spec in dataclasses.fields(cls) if cls is not None else ():
+        if spec.name == name:
+            return None if spec.default is dataclasses.MISSING else spec.default
     return None
 
 

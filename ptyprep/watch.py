@@ -41,7 +41,8 @@ from .layout import ptyd as L
 from .loadmanager import LoadManager
 from .plan import make_plan
 from .service import decide_center, open_source, provenance
-from .writers.ptyd import check_output, part_name, part_numbers, publish_master, write_part
+from .writers.ptyd import check_output, part_name, part_numbers
+from .writers.ptyd_publish import publish_master, write_part
 from .watch_state import held_output, recipe_key, recover, status_name, write_status
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from .integrate import phi_centres
 from .layout import procdata as L
 from .loadmanager import LoadManager
 from .saxs import products as P, rawdata as R
-from .saxs.analysis import integrate_share, make_integrators
+from .saxs.integration import integrate_share, make_integrators
 from .saxs.pipeline import make_detectors, partial_name, uses_lix
 from .watch import DEFAULT_MAPS_EVERY, DEFAULT_POLL_S, _part_delay, run_until_stopped
 from .watch_state import held_output, recipe_key, recover_procdata, status_name, write_status

@@ -22,8 +22,8 @@ import numpy as np
 from .errors import LayoutError, OutputError, PtyprepError
 from .layout import ptyd as L
 from .layout.ptyd import _json_default
-from .writers.ptyd import part_name, publish_master, publishing_name, read_links, \
-    read_part_indices, remove_previous
+from .writers.ptyd import part_name, remove_previous
+from .writers.ptyd_publish import publish_master, publishing_name, read_links, read_part_indices
 
 log = logging.getLogger(__name__)
 

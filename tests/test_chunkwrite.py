@@ -14,7 +14,8 @@ from ptyprep.comm import SerialComm
 from ptyprep.layout import ptyd as L
 from ptyprep.stack import FrameStack
 from ptyprep.writers import chunkwrite as cw
-from ptyprep.writers.ptyd import PtydWriter, read_ptyd, write_part
+from ptyprep.writers.ptyd import PtydWriter, read_ptyd
+from ptyprep.writers.ptyd_publish import write_part
 
 GZIP = compression.dataset_filters("gzip")
 DTYPES = [np.uint8, np.uint16, np.uint32, np.int32, np.uint64, np.int64, np.float32, np.float64]

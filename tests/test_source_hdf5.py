@@ -1,7 +1,5 @@
 """HDF5Source: layouts, compression, ROI reads, positions, masks, geometry, errors."""
 
-import os
-
 import h5py
 import hdf5plugin
 import numpy as np

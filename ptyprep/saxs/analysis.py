@@ -11,7 +11,8 @@ the same error on every rank and nobody waits forever.
 
 Raw data are read through registered sources (:mod:`ptyprep.saxs.rawdata`);
 the rank-0 steps live in :mod:`ptyprep.saxs.products`, the attribute helpers
-in :mod:`ptyprep.saxs.extract`.
+in :mod:`ptyprep.saxs.extract`, the per-detector integration of a share in
+:mod:`ptyprep.saxs.integration`.
 """
 
 import contextlib
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..comm import world
 from ..errors import PtyprepError, RecipeError
-from ..integrate import merge_maps, merge_var, phi_centres
+from ..integrate import phi_centres
 from ..layout import procdata as L
 from ..loadmanager import LoadManager
 from ..writers import procdata as W
@@ -32,6 +33,7 @@ from . import attrs as A
 from . import extract as X
 from . import products as P
 from . import rawdata as R
+from .integration import integrate_share, make_integrators
 
 log = logging.getLogger(__name__)
 
@@ -400,57 +402,3 @@ class ScanAnalysis:
                                       self.qgrid, self.nphi, self.compression)
 
         self._on_root(run)
-
-
-# ---------------------------------------------------------------------- module-level steps
-def make_integrators(detectors, qgrid, nphi, split):
-    """One :class:`~ptyprep.integrate.StackIntegrator` per detector (None: covers no q bin).
-
-    Raises RecipeError without detectors, or when no detector covers the q grid.
-    """
-    if not detectors:
-        raise RecipeError("no detectors given; create ScanAnalysis(..., detectors=[Detector(...)])"
-                          " to process frames")
-    integrators, outside = [], []
-    for d in detectors:
-        try:
-            integrators.append(d.integrator(qgrid, nphi, split=split))
-        except RecipeError as exc:
-            if "q coverage" not in str(exc):
-                raise
-            integrators.append(None)         # this detector fills no bin of the grid
-            outside.append(d.name)
-    if len(outside) == len(detectors):
-        raise RecipeError(f"q grid {qgrid[0]:.4g}–{qgrid[-1]:.4g} 1/Å lies outside "
-                          f"every detector's q coverage ({', '.join(outside)}); choose q "
-                          "within the detectors' ranges")
-    for name in outside:
-        log.warning("detector %s covers no bin of the q grid; it is left out", name)
-    return integrators
-
-
-def integrate_share(raw, share, detectors, integrators, qgrid, nphi, monitor, errors):
-    """``[qphi (n, Nphi, Nq), Iq (n, Nq)(, err)]`` float32 of frames ``share`` of ``raw``.
-
-    ``raw`` is a :class:`~ptyprep.saxs.rawdata.SampleFrames`; ``monitor`` the
-    ``(n,)`` incident values of ``share`` (or None).  Detectors are merged.
-    """
-    nq = len(qgrid)
-    if len(share) == 0:
-        empty = [np.zeros((0, nphi, nq), np.float32), np.zeros((0, nq), np.float32)]
-        return empty + ([empty[0].copy()] if errors else [])
-    scales = [d.scale for d, i in zip(detectors, integrators) if i is not None]
-    maps, iqs, variances = [], [], []
-    for det, integ in zip(detectors, integrators):
-        if integ is None:
-            continue
-        frames = raw.read(det.dataset, share)
-        m, i = integ.qphi_iq(frames, monitor=monitor)
-        maps.append(m)
-        iqs.append(i[:, None, :])
-        if errors:
-            variances.append(integ.qphi_var(frames, monitor=monitor))
-    out = [merge_maps(maps, scales), merge_maps(iqs, scales)[:, 0, :]]
-    if errors:
-        out.append(np.sqrt(merge_var(variances, scales)))
-    return out

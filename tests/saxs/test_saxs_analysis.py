@@ -10,7 +10,6 @@ import saxs_fixtures as F
 
 from ptyprep.errors import LayoutError, PtyprepError, RecipeError, SourceError
 from ptyprep.integrate import make_qgrid, merge_maps, phi_centres
-from ptyprep.layout import procdata as L
 from ptyprep.saxs import ScanAnalysis
 from ptyprep.saxs import demo
 
