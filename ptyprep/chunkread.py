@@ -1,8 +1,9 @@
-"""Crop on read for chunked, bitshuffle-LZ4 compressed frames (Eiger's HDF5 filter 32008).
+"""Crop on read for chunked, compressed frames: bitshuffle-LZ4 (Eiger's HDF5 filter 32008)
+and Blosc2 (HDF5 filter 32026, as written by hdf5plugin).
 
-When frames are stored one per chunk (chunk shape ``(1, H, W)``) and compressed with
-bitshuffle + LZ4, a crop of a few rows needs only the compressed blocks that hold
-those rows.  :func:`read_frames_roi` reads each compressed chunk as it is on disk
+When frames are stored one per chunk (chunk shape ``(1, H, W)``) and compressed in
+independent blocks, a crop needs only the compressed blocks that hold it.
+:func:`read_frames_roi` reads each compressed chunk as it is on disk
 (``read_direct_chunk``, no HDF5 filter pipeline) and decodes only those blocks.  The
 result is bit-identical to ``dset[indices, r0:r1, c0:c1]``.
 
@@ -16,18 +17,28 @@ Chunk format written by the bitshuffle filter (LZ4 flavour)::
         c bytes              LZ4 block of the bit-shuffled elements
     then the last ``n_elements % 8`` elements, stored as they are
 
-The decoder is the ``bitshuffle`` package (``pip install ptyprep[fast]``), imported
-lazily; without it, or for any other filter or chunking, :func:`read_frames_roi`
-returns None and the caller reads the hyperslab as usual.
+Blocks hold whole rows, so a crop decodes its rows across the full width.
+
+The Blosc2 filter stores every chunk of a multidimensional dataset as a *b2nd* frame:
+one Blosc2 chunk of shape ``(1, H, W)`` cut into rectangular blocks (e.g. 256 × 256);
+the ``blosc2`` package decodes only the blocks a slice touches.  A chunk that is not
+such a frame (older writers) is read through h5py.
+
+The decoders are optional packages (``pip install ptyprep[fast]``: ``bitshuffle``,
+``blosc2``), imported lazily; without them, or for any other filter or chunking,
+:func:`read_frames_roi` returns None and the caller reads the hyperslab as usual.
 """
 
+import functools
 import struct
 
 import numpy as np
 
-__all__ = ["BITSHUFFLE_FILTER", "bitshuffle_lz4_layout", "read_frames_roi"]
+__all__ = ["BITSHUFFLE_FILTER", "BLOSC2_FILTER", "bitshuffle_lz4_layout", "blosc2_layout",
+           "read_frames_roi"]
 
 BITSHUFFLE_FILTER = 32008
+BLOSC2_FILTER = 32026
 _LZ4 = 2                        # cd_values[4] of filter 32008: 0/1 none, 2 LZ4, 3 Zstd
 _HEADER = struct.Struct(">QI")
 _BLOCK = struct.Struct(">I")
@@ -41,14 +52,18 @@ def _bitshuffle():
     return ext
 
 
-def bitshuffle_lz4_layout(dset):
-    """``(H, W)`` when ``dset`` is an (N, H, W) stack of bitshuffle-LZ4 chunks of one frame.
+def _blosc2():
+    try:
+        import blosc2
+    except ImportError:
+        return None
+    return blosc2
 
-    Returns None when the fast path does not apply: another filter (or more than
-    one), chunks that are not ``(1, H, W)``, a virtual dataset, a non-native or
-    non-numeric dtype, or no ``bitshuffle`` package.
-    """
-    if _bitshuffle() is None or dset.ndim != 3 or dset.chunks is None:
+
+def _single_filter_frames(dset, filter_id):
+    """``((H, W), cd_values)`` when ``dset`` is (N, H, W) in chunks of one frame, compressed by
+    ``filter_id`` alone, with a native numeric dtype; else None."""
+    if dset.ndim != 3 or dset.chunks is None:
         return None
     h, w = dset.shape[1:]
     dtype = dset.dtype
@@ -59,11 +74,37 @@ def bitshuffle_lz4_layout(dset):
     if plist.get_nfilters() != 1:
         return None
     fid, _, cd_values, _ = plist.get_filter(0)
-    if fid != BITSHUFFLE_FILTER or len(cd_values) < 5 or cd_values[4] != _LZ4:
+    if fid != filter_id:
         return None
-    if cd_values[2] and cd_values[2] != dtype.itemsize:
+    return (int(h), int(w)), cd_values
+
+
+def bitshuffle_lz4_layout(dset):
+    """``(H, W)`` when ``dset`` is an (N, H, W) stack of bitshuffle-LZ4 chunks of one frame.
+
+    Returns None when the fast path does not apply: another filter (or more than
+    one), chunks that are not ``(1, H, W)``, a virtual dataset, a non-native or
+    non-numeric dtype, or no ``bitshuffle`` package.
+    """
+    found = _single_filter_frames(dset, BITSHUFFLE_FILTER) if _bitshuffle() is not None else None
+    if found is None:
         return None
-    return int(h), int(w)
+    shape, cd_values = found
+    if len(cd_values) < 5 or cd_values[4] != _LZ4:
+        return None
+    if cd_values[2] and cd_values[2] != dset.dtype.itemsize:
+        return None
+    return shape
+
+
+def blosc2_layout(dset):
+    """``(H, W)`` when ``dset`` is an (N, H, W) stack of Blosc2 chunks of one frame.
+
+    None for anything else (see :func:`bitshuffle_lz4_layout`), or without the ``blosc2``
+    package.
+    """
+    found = _single_filter_frames(dset, BLOSC2_FILTER) if _blosc2() is not None else None
+    return None if found is None else found[0]
 
 
 def _decode_roi(ext, buf, dtype, shape, roi):
@@ -102,13 +143,26 @@ def _decode_roi(ext, buf, dtype, shape, roi):
                                            strides=(w * item, item), writeable=False)
 
 
+def _decode_roi_blosc2(blosc2, buf, dtype, shape, roi):
+    """The ``roi`` of one Blosc2 b2nd frame, decoding only its blocks; None if not such a frame."""
+    r0, r1, c0, c1 = roi
+    try:
+        frame = blosc2.ndarray_from_cframe(buf, copy=False)
+    except Exception:  # noqa: BLE001  (not a b2nd frame: a plain Blosc2 chunk of an old writer)
+        return None
+    if tuple(frame.shape) != (1,) + tuple(shape) or frame.dtype.itemsize != dtype.itemsize:
+        return None
+    return np.ascontiguousarray(frame[0, r0:r1, c0:c1]).view(dtype)
+
+
 def read_frames_roi(dset, indices, roi, out=None):
     """Read ``dset[indices, r0:r1, c0:c1]`` decoding only the compressed blocks the ROI needs.
 
     Parameters
     ----------
     dset : h5py.Dataset
-        ``(N, H, W)`` frames, chunked ``(1, H, W)``, bitshuffle-LZ4 (HDF5 filter 32008).
+        ``(N, H, W)`` frames, chunked ``(1, H, W)``, bitshuffle-LZ4 (HDF5 filter 32008) or
+        Blosc2 (32026).
     indices : (M,) int array_like
         Frame indices within ``dset`` (any order; repeats allowed).
     roi : (row0, row1, col0, col1)
@@ -119,7 +173,8 @@ def read_frames_roi(dset, indices, roi, out=None):
     Returns
     -------
     (M, row1 - row0, col1 - col0) ndarray, or None
-        None when this fast path does not apply (see :func:`bitshuffle_lz4_layout`);
+        None when this fast path does not apply (see :func:`bitshuffle_lz4_layout`,
+        :func:`blosc2_layout`);
         the caller then reads the hyperslab.  Frames whose chunk is not stored
         (fill value) or does not parse are read through h5py, so a non-None result
         is always complete and identical to the plain read.
@@ -130,8 +185,13 @@ def read_frames_roi(dset, indices, roi, out=None):
     >>> stack = stack if stack is not None else f["/entry/data/data"][[0, 1], 100:356, 200:456]  # doctest: +SKIP
     """
     shape = bitshuffle_lz4_layout(dset)
-    if shape is None:
-        return None
+    if shape is not None:
+        decode = functools.partial(_decode_roi, _bitshuffle())
+    else:
+        shape = blosc2_layout(dset)
+        if shape is None:
+            return None
+        decode = functools.partial(_decode_roi_blosc2, _blosc2())
     r0, r1, c0, c1 = (int(v) for v in roi)
     if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
         raise ValueError(f"roi {tuple(roi)} is empty or outside the frame of shape {shape}; "
@@ -143,7 +203,6 @@ def read_frames_roi(dset, indices, roi, out=None):
     elif out.shape != (idx.size, r1 - r0, c1 - c0) or out.dtype != dtype:
         raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; expected "
                          f"{(idx.size, r1 - r0, c1 - c0)} and {dtype}")
-    ext = _bitshuffle()
     n = dset.shape[0]
     for j, i in enumerate(idx.tolist()):
         if not 0 <= i < n:
@@ -158,7 +217,7 @@ def read_frames_roi(dset, indices, roi, out=None):
                 if len(buf) == shape[0] * shape[1] * dtype.itemsize:
                     frame = np.frombuffer(buf, dtype=dtype).reshape(shape)[r0:r1, c0:c1]
             else:
-                frame = _decode_roi(ext, buf, dtype, shape, (r0, r1, c0, c1))
+                frame = decode(buf, dtype, shape, (r0, r1, c0, c1))
         if frame is None:
             dset.read_direct(out, np.s_[i, r0:r1, c0:c1], np.s_[j])
         else:

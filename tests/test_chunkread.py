@@ -1,4 +1,6 @@
-"""Crop on read of bitshuffle-LZ4 chunks: bit-identical to h5py's hyperslab read."""
+"""Crop on read of bitshuffle-LZ4 chunks: bit-identical to h5py's hyperslab read.
+
+Blosc2 chunks: tests/test_chunkread_blosc2.py."""
 
 import h5py
 import hdf5plugin
@@ -90,7 +92,6 @@ def test_unwritten_chunks_read_as_fill_value(tmp_path):
     {"compression": "gzip"},                                   # another filter
     {},                                                        # chunked, no filter
     dict(hdf5plugin.Bitshuffle(cname="none")),                 # bitshuffle without LZ4
-    dict(hdf5plugin.Blosc2()),                                 # Blosc2: not decoded here
 ])
 def test_other_filters_fall_back(tmp_path, kwargs):
     data = _frames(np.uint16, (16, 16))
