@@ -7,7 +7,8 @@ filter 32008, as an Eiger writes them), then reads a centred 256×256 crop of ev
 * ``hyperslab``: h5py reads the crop hyperslab (HDF5 still decodes every whole chunk);
 * ``ours``: ptyprep.chunkread.read_frames_roi decodes only the LZ4 blocks of the crop's rows.
 
-The contract is whole / ours (≥ 3×). With ``--real`` the same on the real Eiger 4M file
+The contract is whole / ours (≥ 3×). The same frames written with hdf5plugin's Blosc2 filter
+(``blosc2`` in the JSON, when the ``blosc2`` package is installed) give an info row. With ``--real`` the same on the real Eiger 4M file
 of the shared data folder, when present.
 
     python benchmarks/bench_eiger_crop.py [--frames 500] [--json-out FILE]
@@ -26,12 +27,14 @@ BATCH = 16
 REAL = C.ROOT.parent / "shared" / "data" / "biocat_eiger2" / "vac_007_data_000001.h5"
 
 
-def make_file(folder, n):
+def make_file(folder, n, codec="bslz4"):
+    """Frames one chunk each: Eiger's bitshuffle-LZ4, or hdf5plugin's Blosc2 (``"blosc2"``)."""
     import hdf5plugin
 
-    path = Path(folder) / "eiger_bslz4.h5"
-    C.write_frames(path, n, C.diffraction_frames(8, SHAPE, seed=7),
-                   filters=dict(hdf5plugin.Bitshuffle(cname="lz4")))
+    path = Path(folder) / f"eiger_{codec}.h5"
+    filters = (hdf5plugin.Bitshuffle(cname="lz4") if codec == "bslz4" else
+               hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
+    C.write_frames(path, n, C.diffraction_frames(8, SHAPE, seed=7), filters=dict(filters))
     return path
 
 
@@ -102,7 +105,15 @@ def run(frames=500, repeat=3, real=True, folder=None):
         path = make_file(tmp, frames)
         synth = summarise(time_reads(path, centred_roi(SHAPE), repeat), frames,
                           "1024x1024 uint32 bitshuffle-LZ4, 256x256 centred crop")
-    out = {"synthetic": synth, "eiger_crop_read_vs_h5py": synth["ours_vs_whole"]}
+        out = {"synthetic": synth, "eiger_crop_read_vs_h5py": synth["ours_vs_whole"]}
+        try:
+            import blosc2  # noqa: F401
+        except ImportError:
+            blosc2 = None
+        if blosc2 is not None:
+            path = make_file(tmp, frames, "blosc2")
+            out["blosc2"] = summarise(time_reads(path, centred_roi(SHAPE), repeat), frames,
+                                      "1024x1024 uint32 Blosc2 (LZ4, shuffle), 256x256 centred crop")
     if real and REAL.is_file():
         out["real_eiger4m"] = summarise(time_reads(REAL, centred_roi((3262, 3108)), repeat), 2,
                                         f"{REAL.name} (3262x3108 uint32), 256x256 centred crop")

@@ -92,6 +92,12 @@ def table(results):
                      syn["ours_vs_whole"], ">= 3x", syn["ours_vs_whole"] >= 3.0,
                      f"ours {ms['ours']:.2f} ms, whole {ms['whole']:.2f} ms, "
                      f"hyperslab {ms['hyperslab']:.2f} ms/frame"))
+    b2 = ec.get("blosc2")
+    if b2:
+        ms = b2["ms_per_frame"]
+        rows.append(("  (info) Blosc2 1024^2 u32, 256^2 crop-on-read vs h5py whole+crop",
+                     b2["ours_vs_whole"], "", None,
+                     f"ours {ms['ours']:.2f} ms, whole {ms['whole']:.2f} ms/frame"))
     real = ec.get("real_eiger4m")
     if real:
         rows.append(("  (info) real Eiger 4M file, 256^2 crop vs h5py whole+crop",
