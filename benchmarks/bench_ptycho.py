@@ -12,7 +12,9 @@ measured on Eiger-style raw frames (bitshuffle-LZ4, one chunk per frame, what th
 writes): end to end vs a plain h5py read of those compressed frames (cases ``*_bslz4raw``).
 
 Info rows ``*_2ranks``: the same run under ``mpiexec -n 2`` (both cores of the node), still
-against the one-process read.
+against the one-process read. ``floor_*``: a bare loop over the same primitives (crop read,
+ptyprep's encoder, ``write_direct_chunk``; or a raw HDF5 write) with nothing else: the
+ratio no preparation of this kind can beat in one process.
 
 ``stages`` gives ms per frame of each stage of the rebin-1/2 runs: read + prepare (no
 writing, ``iter_chunks``), encode (shuffle + deflate of data and weights, what every rank
@@ -110,6 +112,33 @@ def encode_seconds(raw, rebin):
         cw.encode_stacks([stack.data, weights_of(stack)], codec)
         total += time.perf_counter() - t0
     return total
+
+
+def floor_loop(raw, out, n, encode=True, batch=80):
+    """Seconds of the bare loop a preparation cannot beat: read the 256² crop (hyperslab),
+    encode it as ptyprep does (shuffle + deflate) and write the chunks; no weights,
+    positions, gathers or ptyprep bookkeeping. ``encode=False``: write raw through HDF5."""
+    import h5py
+
+    from ptyprep.compression import dataset_filters
+    from ptyprep.writers import chunkwrite as cw
+
+    filters = dataset_filters("gzip") if encode else {}
+    codec = cw.chunk_codec(filters)
+    r0, c0 = (RAW[0] - CROP) // 2, (RAW[1] - CROP) // 2
+    with h5py.File(raw, "r") as f, h5py.File(out, "w", libver="latest") as o:
+        d = f["/entry/data/data"]
+        buf = np.empty((batch, CROP, CROP), d.dtype)
+        dset = o.create_dataset("data", (n, CROP, CROP), d.dtype, chunks=(1, CROP, CROP), **filters)
+        t0 = time.perf_counter()
+        for s in range(0, n, batch):
+            m = min(batch, n - s)
+            d.read_direct(buf, np.s_[s:s + m, r0:r0 + CROP, c0:c0 + CROP], np.s_[:m])
+            if encode:
+                cw.write_encoded(dset, s, cw.encode_frames(buf[:m], codec))
+            else:
+                dset[s:s + m] = buf[:m]
+        return time.perf_counter() - t0
 
 
 def prepare_hdf5_deflate(raw, out, rebin):
@@ -217,6 +246,12 @@ def run(frames=2000, repeat=2, profile=False, folder=None, extra=True):
                 case(f"rebin{rebin}_{save}_2ranks", t, t_read, "gzip", rebin)
             for part in Path(tmp).glob(f"mpi_{save}.ptyd*"):
                 part.unlink()
+        # the floor: the same primitives in a bare loop (what no preparation can beat)
+        for name, enc in (("floor_read_encode_write", True), ("floor_read_write_raw", False)):
+            path = Path(tmp) / f"{name}.h5"
+            t = min(floor_loop(raw, path, frames, enc) for _ in range(repeat))
+            case(name, t, t_read, "gzip" if enc else "none", 1, path)
+            path.unlink()
         out["stages"] = {}
         for rebin in (1, 2):
             t = min(prepare_only(raw, rebin) for _ in range(repeat))
