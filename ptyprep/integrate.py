@@ -186,8 +186,7 @@ class StackIntegrator:
         self._dark = None if dark is None else self._image(dark, "dark").astype(np.float64).ravel()
         with _quiet_empty_segments():
             self._qphi = self._build(2)
-        self.coverage = np.isfinite(self._qphi.inv_norm[self._qphi.restore]).reshape(
-            self.nphi, self.qgrid.size)
+        self.coverage = self._qphi.covered.reshape(self.nphi, self.qgrid.size)
         if not self.coverage.any():
             raise RecipeError(f"q grid {self.qgrid[0]:.4g}–{self.qgrid[-1]:.4g} 1/Å lies entirely "
                               "outside this detector's q coverage; choose q within the detector's range")
@@ -259,8 +258,7 @@ class StackIntegrator:
     @property
     def iq_coverage(self):
         """(Nq,) bool: q bins of I(q) that receive any valid pixel."""
-        iq = self._iq_engine()
-        return np.isfinite(iq.inv_norm[iq.restore])
+        return self._iq_engine().covered
 
     @property
     def qphi_matrix(self):

@@ -34,9 +34,8 @@ def execution_order(mat):
         Rows sorted by number of non-zeros, ties by mean column index (stable).
     """
     lengths = np.diff(mat.indptr)
-    mean_col = np.zeros(mat.shape[0], dtype=np.float64)
     rows = np.repeat(np.arange(mat.shape[0]), lengths)
-    np.add.at(mean_col, rows, mat.indices)
+    mean_col = np.bincount(rows, weights=mat.indices, minlength=mat.shape[0]).astype(np.float64)
     filled = lengths > 0
     mean_col[filled] /= lengths[filled]
     return np.lexsort((mean_col, lengths))
@@ -80,6 +79,11 @@ class BinMatrix:
     def shape(self):
         """(R, P): bins × pixels."""
         return self.mat.shape
+
+    @property
+    def covered(self):
+        """(R,) bool, caller's bin order: bins some pixel reaches (finite divisor)."""
+        return np.isfinite(self.inv_norm[self.restore])
 
     def bins_matrix(self):
         """The matrix with rows in the caller's bin order, (R, P) csr_matrix."""

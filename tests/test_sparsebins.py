@@ -43,6 +43,7 @@ def test_apply_is_bit_identical_to_the_plain_product(with_offset, with_monitor):
     assert got.dtype == np.float32 and got.shape == (5, mat.shape[0])
     np.testing.assert_array_equal(got, want)                 # NaN where norm is NaN, both sides
     assert np.isnan(got[:, 0]).all()                           # row 0 is empty
+    np.testing.assert_array_equal(BinMatrix(mat, norm).covered, np.isfinite(norm))
 
 
 def test_execution_order_groups_rows_by_length_then_position():
