@@ -86,8 +86,8 @@ def bitshuffle_lz4_layout(dset):
     one), chunks that are not ``(1, H, W)``, a virtual dataset, a non-native or
     non-numeric dtype, or no ``bitshuffle`` package.
     """
-    found = _single_filter_frames(dset, BITSHUFFLE_FILTER) if _bitshuffle() is not None else None
-    if found is None:
+    found = _single_filter_frames(dset, BITSHUFFLE_FILTER)
+    if found is None or _bitshuffle() is None:
         return None
     shape, cd_values = found
     if len(cd_values) < 5 or cd_values[4] != _LZ4:
@@ -103,8 +103,8 @@ def blosc2_layout(dset):
     None for anything else (see :func:`bitshuffle_lz4_layout`), or without the ``blosc2``
     package.
     """
-    found = _single_filter_frames(dset, BLOSC2_FILTER) if _blosc2() is not None else None
-    return None if found is None else found[0]
+    found = _single_filter_frames(dset, BLOSC2_FILTER)   # before the import (~24 MB)
+    return None if found is None or _blosc2() is None else found[0]
 
 
 def _decode_roi(ext, buf, dtype, shape, roi):

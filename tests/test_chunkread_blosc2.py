@@ -98,3 +98,13 @@ def test_hdf5_source_crops_blosc2_frames_on_read(tmp_path, decoded):
     got = src.read_frames([4, 1, 2], (10, 74, 8, 72))
     np.testing.assert_array_equal(got, data[[4, 1, 2], 10:74, 8:72])
     assert decoded["fast"] == 3
+
+
+def test_blosc2_is_imported_only_for_blosc2_datasets(tmp_path, monkeypatch):
+    imported = []
+    monkeypatch.setattr(chunkread, "_blosc2", lambda: imported.append(1) or blosc2)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f.create_dataset("gz", data=np.ones((2, 8, 8), np.uint16), chunks=(1, 8, 8), compression="gzip")
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert chunkread.read_frames_roi(f["gz"], [0], (0, 4, 0, 4)) is None
+    assert imported == []
