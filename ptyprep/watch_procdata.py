@@ -13,12 +13,17 @@ yet, axes provisional until the raster is complete) are rebuilt every
 complete scan, maps and tomograms are made, and ``@complete = 1``.
 
 Publishing: ``<dfile>`` is never written in place.  Rank 0 copies it to
-``.<name>.partial``, appends the chunk there, closes and fsyncs it, and renames it
-over ``<dfile>``.  A reader therefore always opens a complete, closed HDF5 file
-holding a prefix of the scan (rows ``< qphi/merged/d@frames_done`` filled, the rest
-NaN); a ``kill -9`` at any moment leaves at worst a stray ``.partial``, discarded
-on restart, and the published file is the checkpoint the daemon resumes from.
-The cost is one copy of the processed file per chunk.  Root ``@watch`` (JSON)
+``.<name>.partial``, appends chunks there, and to publish closes and fsyncs it and
+renames it over ``<dfile>``.  A reader therefore always opens a complete, closed
+HDF5 file holding a prefix of the scan (rows ``< qphi/merged/d@frames_done``
+filled, the rest NaN); a ``kill -9`` at any moment leaves at worst a stray
+``.partial``, discarded on restart, and the published file is the checkpoint the
+daemon resumes from.  A publish costs a copy and an fsync of the whole processed
+file, which grows with the scan: the first chunk is published at once, and after
+a publish that took ``t`` seconds the next waits until ``PUBLISH_COST_FACTOR · t``
+seconds have passed, chunks accumulating in the private copy meanwhile — so
+publishing takes at most ~1/(1 + factor) of the time however large the file grows.
+The end of the scan and a stop on request publish at once.  Root ``@watch`` (JSON)
 records the recipe, the sample, the expected length, the frames whose maps are
 shown and the end.
 """
@@ -45,6 +50,19 @@ from .watch_state import held_output, recipe_key, recover_procdata, status_name,
 from .writers import procdata as W
 
 log = logging.getLogger(__name__)
+
+#: After a publish that took t seconds, the next one waits until factor · t seconds have passed.
+PUBLISH_COST_FACTOR = 4.0
+
+
+def publish_due(now, last_end, last_cost, factor=None):
+    """True when a publish that ended at ``last_end`` (monotonic seconds; None = never)
+    and took ``last_cost`` seconds is followed by enough work to publish again.
+
+    ``factor`` defaults to :data:`PUBLISH_COST_FACTOR`.
+    """
+    factor = PUBLISH_COST_FACTOR if factor is None else factor
+    return last_end is None or now - last_end >= factor * last_cost
 
 
 def watch_procdata(recipe, comm, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_path=None,
@@ -125,6 +143,10 @@ class _Daemon:
         self.reason, self.seen, self.waiting_error, self.monitors = "", 0, None, {}
         self.t0 = self.last_change = time.monotonic()
         self.started_at, self.published_at_start, self.publish_s = time.time(), self.published, 0.0
+        # frames in the private copy (published ones included); rank 0: is a copy open, when
+        # did the last publish end
+        self.appended, self.pending, self.published_end = self.published, False, None
+        self.copy_s = 0.0
 
     # -- the loop (every rank) -------------------------------------------------------------------
     def run(self):
@@ -135,7 +157,10 @@ class _Daemon:
                 if d["action"] == "chunk":
                     self._chunk(d["start"], d["stop"], d["incident"])
                 elif d["action"] == "finish" and not d["published"]:
-                    self._on_root(lambda: self._publish(self.published, self.published, None))
+                    self._on_root(lambda: self._write(self.appended, self.appended, None))
+                    self._publish_now()
+                elif d["action"] == "stop":
+                    self._publish_now()
                 elif d["action"] == "wait":
                     self.stop.wait(self.poll_s)
                 elif d["action"] == "error":
@@ -190,7 +215,7 @@ class _Daemon:
         self._status("acquiring" if self.seen else "waiting")
         if stop:
             return {"action": "stop"}
-        start, limit = self.published, self.final if self.final is not None else n
+        start, limit = self.appended, self.final if self.final is not None else n
         first_ok = start > 0 or self.final is not None or limit >= self.recipe.prep.min_frames
         if start < limit and (start + self.cf <= limit or self.final is not None) and first_ok:
             end = min(start + self.cf, limit)
@@ -254,20 +279,32 @@ class _Daemon:
             if e is not None:
                 raise e
         rows = [self.comm.gatherv(np.ascontiguousarray(p, dtype=np.float32)) for p in parts]
-        self._on_root(lambda: self._publish(start, stop, rows))
-        self.published = stop
+        self._on_root(lambda: self._write(start, stop, rows))
+        self.appended = stop
         if self.comm.rank == 0:
-            log.info("published frames %d..%d of %s (%d seen; copy+write %.3f s)", start, stop - 1,
-                     self.total, self.seen, self.publish_s)
+            log.info("prepared frames %d..%d of %s (%d seen)", start, stop - 1, self.total, self.seen)
+        last = self.final is not None and stop >= self.final
+        due = self.comm.bcast(self.comm.rank == 0 and (
+            last or publish_due(time.monotonic(), self.published_end, self.publish_s)))
+        if due:
+            self._publish_now()
+
+    def _publish_now(self):
+        """Publish what the private copy holds (collective; nothing if it holds nothing new)."""
+        self._on_root(self._commit)
+        self.published = self.comm.bcast(self.published)
 
     # -- rank 0: publishing ------------------------------------------------------------------------
-    def _publish(self, start, stop, rows):
-        """Copy ``<dfile>``, append frames ``[start, stop)``, close, fsync, rename it over."""
-        t0 = time.perf_counter()
+    def _write(self, start, stop, rows):
+        """Append frames ``[start, stop)`` (``rows``; None: none) to the private copy, made
+        from ``<dfile>`` first when it holds nothing unpublished."""
         last = self.final is not None and stop >= self.final
         copied = self.dfile.exists()
-        if copied:
+        if copied and not self.pending:
+            t0 = time.perf_counter()
             shutil.copyfile(self.dfile, self.work)
+            self.copy_s = time.perf_counter() - t0
+        self.pending = True
         with h5py.File(self.work, "a" if copied else "w") as f:
             if L.ATTR_WATCH not in f.attrs:
                 self._create(f)
@@ -283,12 +320,23 @@ class _Daemon:
                          end_reason=self.reason if last else "")
             f.attrs[L.ATTR_WATCH] = L.to_json(state)
             f.attrs[L.ATTR_COMPLETE] = np.int64(last)
+        self.finished = last
+
+    def _commit(self):
+        """fsync the private copy and rename it over ``<dfile>`` (rank 0; no-op if not pending)."""
+        if not self.pending:
+            return
+        t0 = time.perf_counter()
         _fsync(self.work)
         if self.delay:  # test hook (watch.PART_DELAY_ENV): a kill here leaves a stray .partial
             self.delay()
         os.replace(self.work, self.dfile)
         _fsync(self.dfile.parent)
-        self.finished, self.publish_s = last, time.perf_counter() - t0
+        self.pending, self.published = False, self.appended
+        self.publish_s, self.copy_s = self.copy_s + time.perf_counter() - t0, 0.0
+        self.published_end = time.monotonic()
+        log.info("published frames up to %d of %s (copy+sync %.3f s)", self.published,
+                 self.total, self.publish_s)
 
     def _create(self, f):
         """A new output: root, the sample (provisional scan record), pre-sized datasets."""
@@ -333,9 +381,9 @@ class _Daemon:
         rate = (self.published - self.published_at_start) / max(time.monotonic() - self.t0, 1e-9)
         status = {"state": state, "output": str(self.dfile), "pid": os.getpid(),
                   "ranks": self.comm.size, "frames_seen": self.seen,
-                  "frames_prepared": self.published, "frames_published": self.published,
+                  "frames_prepared": self.appended, "frames_published": self.published,
                   "frames_expected": self.final if self.final is not None else self.total,
-                  "rate_fps": round(rate, 3), "lag_frames": max(self.seen - self.published, 0),
+                  "rate_fps": round(rate, 3), "lag_frames": max(self.seen - self.appended, 0),
                   "publish_s": round(self.publish_s, 4), "end_reason": self.reason,
                   "started": self.started_at, "updated": time.time(), **extra}
         try:

@@ -315,3 +315,53 @@ def test_refusals(short_scan, tmp_path):
         watch(ptyprep.load_recipe(path, overrides={**out, "saxs.nphi": 12}), poll_s=0.01)
     again = ptyprep.load_recipe(path, overrides={**out, "output.overwrite": True})
     assert watch(again, poll_s=0.01)["frames"] == 40
+
+
+def test_publish_due():
+    from ptyprep.watch_procdata import publish_due
+
+    assert publish_due(5.0, None, 0.0)                      # nothing published yet
+    assert not publish_due(10.0, 9.0, 0.5, factor=4)        # 1 s after a 0.5 s publish
+    assert publish_due(11.0, 9.0, 0.5, factor=4)            # 2 s: 4 × the cost has passed
+    assert publish_due(9.0, 9.0, 0.0, factor=4)             # free publishes: every chunk
+
+
+def _commits(monkeypatch):
+    """Frames of the published file at every publish of the daemon (rank 0)."""
+    from ptyprep import watch_procdata as wp
+
+    seen, real = [], wp._Daemon._commit
+
+    def spy(self):
+        pending = self.pending
+        real(self)
+        if pending:
+            seen.append(self.published)
+
+    monkeypatch.setattr(wp._Daemon, "_commit", spy)
+    return seen
+
+
+def test_costly_publishes_are_spaced_and_change_nothing(short_scan, tmp_path, monkeypatch):
+    """A publish copies and fsyncs the whole file: when that is slow, chunks accumulate in the
+    private copy between publishes; the published file ends the same."""
+    from ptyprep import watch_procdata as wp
+
+    path = write_recipe(short_scan, marker=True)
+    commits, results = _commits(monkeypatch), {}
+    for factor in (0.0, 1e9):
+        monkeypatch.setattr(wp, "PUBLISH_COST_FACTOR", factor)
+        out = tmp_path / f"f{factor:g}" / "an.h5"
+        recipe = ptyprep.load_recipe(path, overrides={"output.dfile": str(out)})
+        assert watch(recipe, poll_s=0.01, maps_every=3)["frames"] == 40
+        results[factor] = (list(commits), out)
+        commits.clear()
+    assert results[0.0][0] == list(range(CHUNK, 41, CHUNK))   # every chunk
+    assert results[1e9][0] == [CHUNK, 40]                       # the first one, then the end
+    every, spaced = (contents(results[f][1]) for f in (0.0, 1e9))
+    assert every[0].keys() == spaced[0].keys()
+    for key, value in every[0].items():
+        np.testing.assert_array_equal(spaced[0][key], value, err_msg=key)
+    for key, value in every[1].items():
+        if key != ("/", "watch"):
+            np.testing.assert_array_equal(spaced[1][key], value, err_msg=str(key))
