@@ -299,13 +299,13 @@ class _Daemon:
         """Append frames ``[start, stop)`` (``rows``; None: none) to the private copy, made
         from ``<dfile>`` first when it holds nothing unpublished."""
         last = self.final is not None and stop >= self.final
-        copied = self.dfile.exists()
-        if copied and not self.pending:
+        existing = self.pending or self.dfile.exists()   # else: the very first version
+        if existing and not self.pending:
             t0 = time.perf_counter()
             shutil.copyfile(self.dfile, self.work)
             self.copy_s = time.perf_counter() - t0
         self.pending = True
-        with h5py.File(self.work, "a" if copied else "w") as f:
+        with h5py.File(self.work, "a" if existing else "w") as f:
             if L.ATTR_WATCH not in f.attrs:
                 self._create(f)
             state = L.from_json(f.attrs[L.ATTR_WATCH])

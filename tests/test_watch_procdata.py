@@ -356,12 +356,24 @@ def test_costly_publishes_are_spaced_and_change_nothing(short_scan, tmp_path, mo
         assert watch(recipe, poll_s=0.01, maps_every=3)["frames"] == 40
         results[factor] = (list(commits), out)
         commits.clear()
+    # and publishing nothing before the end (the private copy starts the file)
+    monkeypatch.setattr(wp, "publish_due", lambda *args, **kwargs: False)
+    out = tmp_path / "end_only" / "an.h5"
+    recipe = ptyprep.load_recipe(path, overrides={"output.dfile": str(out)})
+    assert watch(recipe, poll_s=0.01, maps_every=3)["frames"] == 40
+    assert commits == [40]
+    assert_same_contents(out, results[0.0][1])
     assert results[0.0][0] == list(range(CHUNK, 41, CHUNK))   # every chunk
     assert results[1e9][0] == [CHUNK, 40]                       # the first one, then the end
-    every, spaced = (contents(results[f][1]) for f in (0.0, 1e9))
-    assert every[0].keys() == spaced[0].keys()
-    for key, value in every[0].items():
-        np.testing.assert_array_equal(spaced[0][key], value, err_msg=key)
-    for key, value in every[1].items():
+    assert_same_contents(results[1e9][1], results[0.0][1])
+
+
+def assert_same_contents(path, ref):
+    """Same datasets and attributes (the @watch JSON aside) in two watch outputs."""
+    got, want = contents(path), contents(ref)
+    assert got[0].keys() == want[0].keys() and got[1].keys() == want[1].keys()
+    for key, value in want[0].items():
+        np.testing.assert_array_equal(got[0][key], value, err_msg=key)
+    for key, value in want[1].items():
         if key != ("/", "watch"):
-            np.testing.assert_array_equal(spaced[1][key], value, err_msg=str(key))
+            np.testing.assert_array_equal(got[1][key], value, err_msg=str(key))
