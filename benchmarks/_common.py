@@ -44,6 +44,19 @@ def best_of(fn, repeat):
     return min(times)
 
 
+def best_of_interleaved(fns, repeat):
+    """Smallest wall time of each of ``fns`` (a dict name → callable), in seconds, measured in
+    ``repeat`` rounds that call every function once: a slow spell of a shared machine then
+    falls on all of them instead of one."""
+    times = {name: [] for name in fns}
+    for _ in range(max(1, repeat)):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: min(t) for name, t in times.items()}
+
+
 def diffraction_frames(n_distinct, shape, seed=0, peak=2000.0, width=30.0, background=0.05,
                        dtype=np.uint32):
     """``(n_distinct, H, W)`` Poisson far-field-like frames: a bright centre, sparse tails."""
