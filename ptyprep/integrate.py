@@ -357,12 +357,7 @@ def merge_maps(maps, scales=None):
         Per bin, the mean over the detectors that cover it (each × its scale); NaN where none does.
     """
     maps, scales = _merge_inputs(maps, scales, "merge_maps")
-    total = np.zeros(maps[0].shape, dtype=np.float64)
-    count = np.zeros(maps[0].shape, dtype=np.int32)
-    for m, s in zip(maps, scales):
-        ok = np.isfinite(m)
-        total += np.where(ok, m, 0) * s
-        count += ok
+    total, count = _covered_sum(maps, scales)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (total / count).astype(np.float32)
 
@@ -381,14 +376,20 @@ def merge_var(variances, scales=None):
     (N, nphi, Nq) float32 ndarray: ``Σ s²·var / k²`` over the k detectors covering a bin.
     """
     variances, scales = _merge_inputs(variances, scales, "merge_var")
-    total = np.zeros(variances[0].shape, dtype=np.float64)
-    count = np.zeros(variances[0].shape, dtype=np.int32)
-    for v, s in zip(variances, scales):
-        ok = np.isfinite(v)
-        total += np.where(ok, v, 0) * s * s
-        count += ok
+    total, count = _covered_sum(variances, [s * s for s in scales])
     with np.errstate(invalid="ignore", divide="ignore"):
         return (total / count.astype(np.float64) ** 2).astype(np.float32)
+
+
+def _covered_sum(arrays, factors):
+    """``(Σ factor·array, count)`` over the arrays that are finite at each bin (float64, int32)."""
+    total = np.zeros(arrays[0].shape, dtype=np.float64)
+    count = np.zeros(arrays[0].shape, dtype=np.int32)
+    for a, f in zip(arrays, factors):
+        ok = np.isfinite(a)
+        total += np.where(ok, a, 0) * f
+        count += ok
+    return total, count
 
 
 def _merge_inputs(maps, scales, caller):

@@ -187,7 +187,32 @@ def _part_delay():
     return (lambda: time.sleep(delay)) if delay > 0 else None
 
 
-class _Daemon:
+class ScanFollower:
+    """What both daemons (``.ptyd`` here, proc_data in :mod:`ptyprep.watch_procdata`) do about
+    the acquisition's start and end; they set ``seen``, ``waiting_error``, ``final``,
+    ``reason`` and ``idle_timeout_s``."""
+
+    def _still_waiting(self, exc):
+        """A source error before any frame: the scan has not started; note it (once), go on.
+        After the first frame the error is real and raised."""
+        if self.seen:
+            raise exc
+        if self.waiting_error is None:
+            log.warning("waiting for the scan to start: %s", exc)
+        self.waiting_error = str(exc)
+
+    def _no_frames_message(self):
+        why = f" (last error: {self.waiting_error})" if self.waiting_error else ""
+        return (f"no frame of the scan appeared within the idle timeout of "
+                f"{self.idle_timeout_s:g} s{why}; check the [source] paths or start the "
+                "acquisition first")
+
+    def _close(self, n, reason):
+        self.final, self.reason = n, reason
+        log.info("end of scan (%s) after %d frames", reason, n)
+
+
+class _Daemon(ScanFollower):
     """State of one watch: what is published, and rank 0's view of the acquisition."""
 
     def __init__(self, recipe, comm, source, dfile, resume, idle_timeout_s, poll_s, status_path,
@@ -276,23 +301,9 @@ class _Daemon:
         try:
             n, ended = self.source.available()
         except SourceError as exc:
-            if self.seen:
-                raise
-            if self.waiting_error is None:
-                log.warning("waiting for the scan to start: %s", exc)
-            self.waiting_error = str(exc)
+            self._still_waiting(exc)
             return 0, False
         return int(n or 0), bool(ended)
-
-    def _no_frames_message(self):
-        why = f" (last error: {self.waiting_error})" if self.waiting_error else ""
-        return (f"no frame of the scan appeared within the idle timeout of "
-                f"{self.idle_timeout_s:g} s{why}; check the [source] paths or start the "
-                "acquisition first")
-
-    def _close(self, n, reason):
-        self.final, self.reason = n, reason
-        log.info("end of scan (%s) after %d frames", reason, n)
 
     def _chunk_decision(self, start, stop):
         positions = np.asarray(self.source.read_positions(), dtype=np.float64)[start:stop]

@@ -45,7 +45,8 @@ from .loadmanager import LoadManager
 from .saxs import products as P, rawdata as R
 from .saxs.integration import integrate_share, make_integrators
 from .saxs.pipeline import make_detectors, partial_name, uses_lix
-from .watch import DEFAULT_MAPS_EVERY, DEFAULT_POLL_S, _part_delay, run_until_stopped
+from .watch import (DEFAULT_MAPS_EVERY, DEFAULT_POLL_S, ScanFollower, _part_delay,
+                    run_until_stopped)
 from .watch_state import held_output, recipe_key, recover_procdata, status_name, write_status
 from .writers import procdata as W
 
@@ -118,7 +119,7 @@ def _refresh(raw):
             src.refresh()
 
 
-class _Daemon:
+class _Daemon(ScanFollower):
     def __init__(self, recipe, comm, raw, spec, dfile, resume, detectors, integrators, qgrid,
                  idle_timeout_s, poll_s, status_path, stop, maps_every):
         self.recipe, self.saxs, self.comm = recipe, recipe.saxs, comm
@@ -208,10 +209,7 @@ class _Daemon:
                 log.warning("scan closed by timeout: no new frame for %.0f s after %d frames "
                             "(--idle-timeout %g)", now - self.last_change, n, self.idle_timeout_s)
         if idle and not n and self.final is None:
-            why = f" (last error: {self.waiting_error})" if self.waiting_error else ""
-            return {"action": "error", "message": "no frame of the scan appeared within the idle "
-                    f"timeout of {self.idle_timeout_s:g} s{why}; check the [source] paths or "
-                    "start the acquisition first"}
+            return {"action": "error", "message": self._no_frames_message()}
         self._status("acquiring" if self.seen else "waiting")
         if stop:
             return {"action": "stop"}
@@ -249,17 +247,9 @@ class _Daemon:
                     raise RecipeError("ptyprep watch needs the scan's length up front: set "
                                       "[source] scan_shape = [n_slow, n_fast] (or num_frames)")
         except SourceError as exc:
-            if self.seen:
-                raise
-            if self.waiting_error is None:
-                log.warning("waiting for the scan to start: %s", exc)
-            self.waiting_error = str(exc)
+            self._still_waiting(exc)
             return 0, False
         return min(int(n), self.total), bool(counts[0][1])
-
-    def _close(self, n, reason):
-        self.final, self.reason = n, reason
-        log.info("end of scan (%s) after %d frames", reason, n)
 
     # -- one chunk (every rank) --------------------------------------------------------------------
     def _chunk(self, start, stop, incident):
