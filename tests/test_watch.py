@@ -20,6 +20,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from polling import PollingReader, wait_for
 
 import ptyprep
 from ptyprep.errors import OutputError, RecipeError
@@ -102,46 +103,25 @@ def assert_same_output(path, ref):
     return got
 
 
-class Reader(threading.Thread):
+class Reader(PollingReader):
     """Polls the output; every look must show meta and an in-order prefix 0..k-1."""
 
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.path, self.done = path, threading.Event()
-        self.looks, self.errors = [], []
-
-    def run(self):
-        while not self.done.is_set():
-            if self.path.exists():
-                try:
-                    scan = ptyprep.read_ptyd(self.path)
-                    k = len(scan["indices"])
-                    assert scan["indices"].tolist() == list(range(k)), scan["indices"]
-                    assert scan["data"].shape[0] == scan["weights"].shape[0] == k
-                    assert scan["meta"]["num_frames"] >= k
-                    self.looks.append((k, scan["data"].reshape(k, -1).sum(axis=1),
-                                       int(scan["meta"]["num_frames"]),
-                                       int(scan["info"].get("complete", 0))))
-                except Exception as exc:  # noqa: BLE001  any failure to read is a test failure
-                    self.errors.append(repr(exc))
-            time.sleep(0.01)
+    def look(self):
+        scan = ptyprep.read_ptyd(self.path)
+        k = len(scan["indices"])
+        assert scan["indices"].tolist() == list(range(k)), scan["indices"]
+        assert scan["data"].shape[0] == scan["weights"].shape[0] == k
+        assert scan["meta"]["num_frames"] >= k
+        return (k, scan["data"].reshape(k, -1).sum(axis=1), int(scan["meta"]["num_frames"]),
+                int(scan["info"].get("complete", 0)))
 
     def check(self, ref):
-        self.done.set()
-        self.join(5)
-        assert not self.errors, self.errors[:3]
+        self.finish()
         want = ptyprep.read_ptyd(ref)["data"]
         want = want.reshape(len(want), -1).sum(axis=1)
         for k, sums, _, _ in self.looks:  # every prefix seen holds the final frames
             np.testing.assert_array_equal(sums, want[:k])
         return [k for k, *_ in self.looks]
-
-
-def wait_for(condition, timeout=30):
-    t0 = time.monotonic()
-    while not condition():
-        assert time.monotonic() - t0 < timeout, "timed out"
-        time.sleep(0.005)
 
 
 def no_tmp_left(folder):

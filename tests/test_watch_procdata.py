@@ -14,12 +14,12 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import h5py
 import numpy as np
 import pytest
+from polling import PollingReader, wait_for
 
 import ptyprep
 from ptyprep.acquire import SAXS_RASTER, acquire_saxs, saxs_setup, saxs_source_options
@@ -83,13 +83,6 @@ def kill(proc):
     proc.wait()
 
 
-def wait_for(condition, timeout=30):
-    t0 = time.monotonic()
-    while not condition():
-        assert time.monotonic() - t0 < timeout, "timed out"
-        time.sleep(0.005)
-
-
 def published_frames(path):
     if not path.exists():
         return 0
@@ -135,22 +128,8 @@ def assert_same_procdata(path, ref):
     return state
 
 
-class Reader(threading.Thread):
+class Reader(PollingReader):
     """Opens the published file again and again; every look must be a consistent prefix."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.path, self.done = path, threading.Event()
-        self.looks, self.errors = [], []
-
-    def run(self):
-        while not self.done.is_set():
-            if self.path.exists():
-                try:
-                    self.looks.append(self.look())
-                except Exception as exc:  # noqa: BLE001  any failure to read is a test failure
-                    self.errors.append(repr(exc))
-            time.sleep(0.01)
 
     def look(self):
         with h5py.File(self.path, "r") as f:
@@ -182,9 +161,7 @@ class Reader(threading.Thread):
                     "complete": bool(state["complete"]), "sums": sums}
 
     def check(self, ref):
-        self.done.set()
-        self.join(5)
-        assert not self.errors, self.errors[:3]
+        self.finish()
         with h5py.File(ref, "r") as f:
             cube = f["fib/qphi/merged/d"][()]
         want = np.nansum(cube.reshape(N, -1).astype(np.float64), axis=1)
