@@ -20,7 +20,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from polling import PollingReader, wait_for
+from watch_helpers import PollingReader, toml_value, wait_for
 
 import ptyprep
 from ptyprep.errors import OutputError, RecipeError
@@ -35,16 +35,6 @@ CHUNK = 7
 
 
 # -- helpers -------------------------------------------------------------------------------
-def toml_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return repr(v)
-
-
 def write_recipe(path, source, prep=None, output=None):
     tables = {"source": source,
               "prep": {"shape": 64, "center": "auto", "saturation": 1e5, **(prep or {})},

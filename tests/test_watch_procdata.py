@@ -19,7 +19,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from polling import PollingReader, wait_for
+from watch_helpers import PollingReader, toml_value, wait_for
 
 import ptyprep
 from ptyprep.acquire import SAXS_RASTER, acquire_saxs, saxs_setup, saxs_source_options
@@ -30,18 +30,6 @@ PY = sys.executable
 CHUNK = 5
 N = SAXS_RASTER[0] * SAXS_RASTER[1]
 MAPS = ["transmission", "absorption", "int_saxs", "int_waxs", "hop"]
-
-
-def toml_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
-    return repr(v)
 
 
 def write_recipe(folder, marker=False, output=None, saxs=None, name="r.toml"):

@@ -1,8 +1,22 @@
-"""Helpers of the on-the-fly tests: a reader thread that keeps opening a daemon's output, and
-waiting for a condition."""
+"""Helpers of the on-the-fly tests: recipes written as TOML, a reader thread that keeps opening
+a daemon's output, and waiting for a condition."""
 
+import json
 import threading
 import time
+
+
+def toml_value(v):
+    """``v`` (bool, str, number, list, dict) as a TOML value."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+    return repr(v)
 
 
 class PollingReader(threading.Thread):
