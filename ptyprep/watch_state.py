@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import LayoutError, OutputError, PtyprepError
 from .layout import ptyd as L
-from .layout.ptyd import _json_default
+from .layout import json_default
 from .writers.ptyd import part_name, remove_previous
 from .writers.ptyd_publish import publish_master, publishing_name, read_links, read_part_indices
 
@@ -124,7 +124,7 @@ def write_status(path, status):
     """Write ``status`` (a dict) as JSON to ``path`` atomically (temporary file + rename)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(status, indent=1, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(status, indent=1, default=json_default) + "\n")
     os.replace(tmp, path)
 
 
@@ -135,7 +135,7 @@ def recipe_key(recipe_json):
     output may be continued.
     """
     raw = json.loads(recipe_json) if isinstance(recipe_json, str) else \
-        json.loads(json.dumps(recipe_json, default=_json_default))
+        json.loads(json.dumps(recipe_json, default=json_default))
     raw.get("output", {}).pop("overwrite", None)
     return json.dumps(raw, sort_keys=True)
 

@@ -25,6 +25,8 @@ import json
 
 import numpy as np
 
+from . import json_default
+
 LAYOUT_NAME = "ptyprep-procdata"
 LAYOUT_VERSION = "1.0"
 
@@ -133,15 +135,7 @@ def data_path(sn, data_key, sub_key):
 
 def to_json(obj):
     """JSON text of ``obj`` (numpy values made plain)."""
-    return json.dumps(obj, default=_plain, sort_keys=True)
-
-
-def _plain(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
+    return json.dumps(obj, default=json_default, sort_keys=True)
 
 
 def from_json(text):

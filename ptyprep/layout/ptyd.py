@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from ..writers import chunkwrite as cw
+from . import json_default
 
 META = "meta"
 CHUNKS = "chunks"
@@ -104,7 +105,7 @@ def write_info(h5, info):
     group = dict_group(h5, INFO)
     for key, value in info.items():
         if isinstance(value, (dict, list, tuple)) and not _is_numeric(value):
-            value = json.dumps(value, default=_json_default)
+            value = json.dumps(value, default=json_default)
         write_value(group, key, value)
     return group
 
@@ -114,14 +115,6 @@ def _is_numeric(value):
         return np.asarray(value).dtype.kind in "biuf"
     except (ValueError, TypeError):
         return False
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 def chunk_name(number):
