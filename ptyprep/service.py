@@ -69,8 +69,25 @@ def decide_center(source, plan, comm):
     return dataclasses.replace(plan, center=center)
 
 
-def prepared_shares(recipe, comm=None, source=None, plan=None):
+#: Frames prepared at a time within a rank's share when the writer encodes them right
+#: away: about this many bytes of crop, so that they are still in the CPU cache when
+#: they are encoded (the share itself, 64 frames of 256² = 16 MB, is not).
+CACHE_BATCH_BYTES = 2 << 20
+
+
+def cache_batch_frames(plan):
+    """Frames per batch of :func:`prepared_shares` so that a batch's raw crop (4 bytes a
+    pixel) is about :data:`CACHE_BATCH_BYTES`; at least 1."""
+    h, w = plan.raw_shape if plan.fftshift else plan.shape
+    return max(1, CACHE_BATCH_BYTES // max(1, 4 * h * w))
+
+
+def prepared_shares(recipe, comm=None, source=None, plan=None, batch_frames=None):
     """Yield ``(chunk_number, counts, FrameStack)`` of this rank's share of every chunk.
+
+    With ``batch_frames``, the third item is instead an iterator over consecutive
+    FrameStacks of at most that many frames, read and prepared one by one as the
+    iterator is advanced (consume it before the next chunk).
 
     Collective: every rank of ``comm`` must iterate to the end.
     """
@@ -83,18 +100,26 @@ def prepared_shares(recipe, comm=None, source=None, plan=None):
         meta = plan.output_meta()
         for number, (start, stop, counts, bounds) in enumerate(_shares(plan, comm.size)):
             indices = np.arange(bounds[comm.rank], bounds[comm.rank + 1], dtype=np.int64)
-            if len(indices):
-                raw, roi, frames_valid = pipeline.read_raw(source, plan, indices)
-                data, valid = pipeline.prepare(raw, plan, roi, frames_valid)
-            else:
-                n = tuple(meta["shape"])
-                data, valid = np.zeros((0,) + n, np.float32), np.zeros((0,) + n, bool)
-            stack = FrameStack(indices, data, valid, plan.positions[indices],
-                               meta=dict(meta, chunk=number))
-            yield number, counts, stack
+            parts = _prepared_parts(source, plan, indices, dict(meta, chunk=number),
+                                    batch_frames or max(1, len(indices)))
+            yield number, counts, (parts if batch_frames else next(parts))
     finally:
         if own:
             source.close()
+
+
+def _prepared_parts(source, plan, indices, meta, batch_frames):
+    """FrameStacks of ``indices`` in order, ``batch_frames`` at a time (one empty if none)."""
+    if not len(indices):
+        n = tuple(meta["shape"])
+        yield FrameStack(indices, np.zeros((0,) + n, np.float32), np.zeros((0,) + n, bool),
+                         plan.positions[indices], meta=meta)
+        return
+    for s in range(0, len(indices), batch_frames):
+        part = indices[s:s + batch_frames]
+        raw, roi, frames_valid = pipeline.read_raw(source, plan, part)
+        data, valid = pipeline.prepare(raw, plan, roi, frames_valid)
+        yield FrameStack(part, data, valid, plan.positions[part], meta=meta)
 
 
 def iter_chunks(recipe, comm=None):
@@ -165,8 +190,10 @@ def run(recipe, comm=None):
                             part_format=recipe.output.part_format)
         try:
             progress = Progress(plan.num_frames, comm)
-            for number, counts, stack in prepared_shares(recipe, comm, source, plan):
-                writer.write_share(number, stack, counts)
+            # the writer encodes each batch as soon as it is prepared (see CACHE_BATCH_BYTES)
+            batch = cache_batch_frames(plan) if writer.codec is not None else None
+            for number, counts, parts in prepared_shares(recipe, comm, source, plan, batch):
+                writer.write_share(number, parts, counts)
                 progress.update(int(counts.sum()))
             writer.close()
         except BaseException:

@@ -191,7 +191,7 @@ def test_noise_planes_are_stored_blocks_of_one_zlib_stream(monkeypatch, isal, sh
 
 
 def test_small_planes_are_always_deflated():
-    frame = noisy_low_byte((127, 256))                  # planes of 32512 bytes < MIN_STORED_PLANE
+    frame = noisy_low_byte((31, 256))                   # planes of 7936 bytes < MIN_PLANE
     raw = cw.shuffle_frame(frame)
     assert compression.plane_entropy(raw.reshape(4, -1))[0] >= compression.STORE_ENTROPY_BITS
     assert cw.Codec(1, True).encode(frame) == compression._compress(raw, 1)
@@ -206,6 +206,70 @@ def test_stored_and_deflated_planes_interleave():
     enc = cw.Codec(1, True).encode(frame.reshape(200, 200))
     assert zlib.decompress(enc) == raw.tobytes()
     assert raw[40000:80000].tobytes() in enc and raw[120000:160000].tobytes() in enc
+
+
+@pytest.mark.parametrize("isal", [True, False])
+def test_zero_planes_are_one_ready_made_block(monkeypatch, isal):
+    if not isal:
+        monkeypatch.setattr(compression, "isal_zlib", None)
+    elif compression.isal_zlib is None:
+        pytest.skip("isal not installed")
+    frame = noisy_low_byte((256, 300))                  # < 65536: planes 2 and 3 are zeros
+    raw = cw.shuffle_frame(frame)
+    enc = cw.Codec(1, True).encode(frame)
+    assert zlib.decompress(enc) == raw.tobytes()
+    zeros = compression._zero_run(2 * frame.size, 1, compression.deflate_backend())
+    assert zeros in enc and len(zeros) < 2 * frame.size // 100
+
+
+def test_a_zero_mode_plane_that_is_not_zero_is_deflated():
+    frame = noisy_low_byte((200, 200))
+    frame[7, 9] = 0x01020304                            # planes 2 and 3 are no longer all zero
+    raw = cw.shuffle_frame(frame)
+    modes = [compression.STORED, compression.DEFLATED, compression.ZERO, compression.ZERO]
+    assert zlib.decompress(cw.Codec(1, True).encode(frame, modes)) == raw.tobytes()
+    with pytest.raises(ValueError, match="3 plane modes for 4 planes"):
+        compression.deflate(raw, 1, 4, modes[:3])
+
+
+@pytest.mark.parametrize("n", [0, 1, 5000, 65521, 65522, 300000])
+def test_adler32_after_zeros(n):
+    head = np.random.default_rng(n).integers(0, 256, 777).astype(np.uint8).tobytes()
+    assert compression._adler32_zeros(zlib.adler32(head), n) == zlib.adler32(head + bytes(n))
+
+
+def test_plane_modes_of_a_stack():
+    stack = noisy_low_byte((5, 256, 256))
+    assert list(cw.Codec(1, True).plane_modes(stack)) == [
+        compression.STORED, compression.DEFLATED, compression.ZERO, compression.ZERO]
+    ones = np.broadcast_to(np.ones((64, 64), np.uint8), (6, 64, 64))
+    assert list(cw.Codec(1, True).plane_modes(ones)) == [compression.DEFLATED]
+    assert list(cw.Codec(None, True).plane_modes(stack) or []) == []
+    assert list(compression.plane_modes(stack[:0])) == [compression.DEFLATED] * 4
+
+
+def test_plane_modes_sample_the_whole_frame_whatever_its_width():
+    # noise everywhere but in the first 16 columns: a sample taken every k rows at a fixed
+    # column would see only zeros
+    for width in (256, 272, 320):
+        frames = noisy_low_byte((4, 256, width))
+        frames[:, :, :16] = 0
+        assert compression.plane_modes(frames)[0] == compression.STORED
+
+
+def test_modes_decided_on_early_frames_stay_exact_on_later_ones(tmp_path):
+    quiet = np.random.default_rng(3).poisson(0.3, (6, 128, 256)).astype(np.uint32)
+    bright = noisy_low_byte((6, 128, 256)) * np.uint32(70000)     # every plane busy
+    codec = cw.chunk_codec(GZIP)
+    modes = [codec.plane_modes(quiet)]
+    assert compression.ZERO in modes[0]
+    frames = np.concatenate([quiet, bright])
+    buf, sizes = cw.encode_stacks([frames], codec, modes)
+    enc = cw.split_encoded(buf, sizes, [frames.shape[1:]], [frames.dtype], codec)[0]
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        dset = cw.create_frame_dataset(f, "d", frames.shape, frames.dtype, GZIP)
+        cw.write_encoded(dset, 0, enc)
+    assert read(tmp_path / "m.h5")[0].tobytes() == frames.tobytes()
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int64])

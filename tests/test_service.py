@@ -44,6 +44,28 @@ def test_modes_round_trip_in_scan_order(tmp_path, save):
     assert n_chunks == (1 if save == "merge" else 5)
 
 
+@pytest.mark.parametrize("save", ["append", "link", "merge"])
+def test_shares_prepared_in_cache_sized_batches_write_the_same_file(tmp_path, save, monkeypatch):
+    # 64² crops of 4 bytes: a 40 KiB budget gives batches of 2 frames in chunks of 5
+    r = recipe(tmp_path, source={"kind": "ptycho"}, output={"save": save, "chunk_frames": 5})
+    whole = np.concatenate([s.data for s in ptyprep.iter_chunks(r)])
+    batches = []
+    real = ptyprep.service._prepared_parts
+
+    def spy(*args):
+        for part in real(*args):
+            batches.append(len(part))
+            yield part
+
+    monkeypatch.setattr(ptyprep.service, "CACHE_BATCH_BYTES", 40 << 10)
+    monkeypatch.setattr(ptyprep.service, "_prepared_parts", spy)
+    scan = ptyprep.read_ptyd(ptyprep.run(r)["path"])
+    assert batches == [2, 2, 1] * 4 + [2, 1]
+    assert scan["indices"].tolist() == list(range(23))
+    assert scan["data"].tobytes() == whole.tobytes() and scan["data"].dtype == whole.dtype
+    np.testing.assert_array_equal(scan["positions"], SimulatedSource(num_frames=23).read_positions())
+
+
 def test_link_mode_parts_are_bare_names_and_open_from_elsewhere(tmp_path, monkeypatch):
     result = ptyprep.run(recipe(tmp_path, output={"save": "link"}))
     with h5py.File(result["path"]) as h5:

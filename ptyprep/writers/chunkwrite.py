@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..compression import deflate
+from ..compression import deflate_parts, plane_modes
 
 #: h5py's default gzip level when ``compression_opts`` is not given.
 H5PY_DEFAULT_GZIP_LEVEL = 4
@@ -42,16 +42,32 @@ class Codec:
     level: object = None
     shuffle: bool = False
 
-    def encode(self, frame):
+    def encode(self, frame, modes=None):
         """The stored bytes of one chunk holding ``frame`` (any array; made C-contiguous)."""
+        parts = self.encode_parts(frame, modes)
+        return parts[0] if self.level is None else b"".join(parts)
+
+    def encode_parts(self, frame, modes=None):
+        """:meth:`encode` as a list of bytes-like pieces (joined once for many frames).
+
+        ``modes``: how to write each byte plane (:meth:`plane_modes` of the stack), or
+        None to decide from this frame.
+        """
         frame = np.ascontiguousarray(frame)
         if self.shuffle and frame.dtype.itemsize > 1:
             raw = shuffle_frame(frame)
         else:
             raw = frame.reshape(-1).view(np.uint8)
         if self.level is None:
-            return raw
-        return deflate(raw, self.level, frame.dtype.itemsize if self.shuffle else 1)
+            return [raw]
+        planes = frame.dtype.itemsize if self.shuffle else 1
+        return deflate_parts(raw, self.level, planes, modes)
+
+    def plane_modes(self, frames):
+        """The ``modes`` argument of :meth:`encode` for every frame of stack ``frames``."""
+        if self.level is None:
+            return None
+        return plane_modes(frames, frames.dtype.itemsize if self.shuffle else 1)
 
 
 def shuffle_bytes(raw, itemsize):
@@ -160,7 +176,7 @@ def frames_encodable(codec, shape):
     return codec is not None and len(shape) >= 2 and all(s > 0 for s in shape[1:])
 
 
-def encode_stacks(stacks, codec):
+def encode_stacks(stacks, codec, modes=None):
     """Encode frame ``i`` of every stack, frame by frame, into one buffer.
 
     Parameters
@@ -168,6 +184,10 @@ def encode_stacks(stacks, codec):
     stacks : sequence of (M, ...) ndarrays
         Same M.  A stack broadcast along its first axis (stride 0) is encoded once.
     codec : Codec
+    modes : sequence, optional
+        For every stack, how to write each byte plane (:meth:`Codec.plane_modes`),
+        e.g. decided on the first part of a chunk and kept for the rest; default:
+        decided here for each stack.
 
     Returns
     -------
@@ -183,18 +203,27 @@ def encode_stacks(stacks, codec):
         if len(stack) != m:
             raise ValueError(f"stacks of {m} and {len(stack)} frames encoded together")
     repeated = [s.ndim > 0 and s.strides[0] == 0 for s in stacks]
+    if modes is None:
+        modes = [codec.plane_modes(s) if m else None for s in stacks]
     cache = [None] * len(stacks)
     for i in range(m):
         for j, stack in enumerate(stacks):
             if repeated[j] and cache[j] is not None:
                 enc = cache[j]
             else:
-                enc = codec.encode(stack[i])
+                enc = codec.encode_parts(stack[i], modes[j])
                 cache[j] = enc
-            pieces.append(enc)
-            sizes[i, j] = len(enc) if isinstance(enc, bytes) else enc.nbytes
+            pieces += enc
+            sizes[i, j] = sum(memoryview(p).nbytes for p in enc)
     buf = np.frombuffer(b"".join(pieces), dtype=np.uint8) if pieces else np.zeros(0, np.uint8)
     return buf, sizes
+
+
+def join_encoded(results):
+    """One ``(buf, sizes)`` of several :func:`encode_stacks` results (same stacks), in order."""
+    if len(results) == 1:
+        return results[0]
+    return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
 
 @dataclass

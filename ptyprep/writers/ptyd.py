@@ -13,6 +13,7 @@ for a complete file.  Part files are written as ``<part>.tmp`` and renamed.
 import contextlib
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -21,6 +22,7 @@ import numpy as np
 from ..compression import dataset_filters
 from ..errors import LayoutError, OutputError, SourceError
 from ..layout import ptyd as L
+from ..stack import FrameStack
 from . import chunkwrite as cw
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,43 @@ def part_numbers(counts_per_chunk, first_part=0):
     return numbers
 
 
+@dataclass
+class Share:
+    """One rank's prepared share of a chunk, as the writer holds it.
+
+    Attributes
+    ----------
+    dtype : numpy dtype
+        Of the prepared frames.
+    frame_shape : tuple
+        ``(N, N)``.
+    positions : (M, 2) float64 ndarray
+    indices : (M,) int64 ndarray
+    codec : Codec or None
+        Set when the frames are encoded: ``buf`` and ``sizes`` hold data and weights
+        chunks as :func:`~ptyprep.writers.chunkwrite.encode_stacks` makes them;
+        None when ``data`` and ``weights`` hold the arrays (filters HDF5 applies).
+    """
+
+    dtype: np.dtype
+    frame_shape: tuple
+    positions: np.ndarray
+    indices: np.ndarray
+    codec: object = None
+    buf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    data: np.ndarray = None
+    weights: np.ndarray = None
+
+    def arrays(self):
+        """``(data, weights, positions, indices)``, frames as EncodedFrames when encoded."""
+        if self.codec is None:
+            return self.data, self.weights, self.positions, self.indices
+        data, weights = cw.split_encoded(self.buf, self.sizes, [self.frame_shape] * 2,
+                                         [self.dtype, np.uint8], self.codec)
+        return data, weights, self.positions, self.indices
+
+
 class PtydWriter:
     """Collective writer of one ``.ptyd`` file.
 
@@ -144,21 +183,46 @@ class PtydWriter:
         ----------
         chunk : int
             Chunk number (0, 1, ...), the same on every rank.
-        stack : FrameStack
-            This rank's prepared share (may hold zero frames).
+        stack : FrameStack, or iterable of FrameStack
+            This rank's prepared share (may hold zero frames), or its consecutive
+            parts: each is encoded as soon as it comes, while its frames are still
+            in the CPU cache (see :func:`ptyprep.service.run`).
         counts : (size,) int array
             Frames held by each rank in this chunk.
         """
-        arrays = (stack.data, weights_of(stack), stack.positions, stack.indices)
+        share = self._encode_share([stack] if isinstance(stack, FrameStack) else stack)
         if self.save == "link":
-            self._write_link(arrays, counts)
+            self._write_link(share.arrays(), counts)
         else:
-            gathered = self._gather(*arrays)
+            gathered = self._gather(share)
             if self.comm.rank == 0 and len(gathered[3]):
                 self._write_master(chunk, gathered)
         self.frames_written += int(np.sum(counts))
 
-    def _gather(self, data, weights, positions, indices):
+    def _encode_share(self, parts):
+        """:class:`Share` of consecutive FrameStacks, encoded part by part when the codec allows."""
+        encoded, data, weights, positions, indices = [], [], [], [], []
+        modes = None                         # how to write each byte plane: from the first part
+        for part in parts:
+            codec = self.codec if cw.frames_encodable(self.codec, part.data.shape) else None
+            stacks = [part.data, weights_of(part)]
+            if codec is None:
+                data.append(stacks[0])
+                weights.append(stacks[1])
+            elif len(part):
+                modes = modes or [codec.plane_modes(s) for s in stacks]
+                encoded.append(cw.encode_stacks(stacks, codec, modes))
+            positions.append(part.positions)
+            indices.append(part.indices)
+        share = Share(part.data.dtype, tuple(part.data.shape[1:]), np.concatenate(positions),
+                      np.concatenate(indices), codec)
+        if codec is None:
+            share.data, share.weights = np.concatenate(data), np.concatenate(weights)
+        elif encoded:
+            share.buf, share.sizes = cw.join_encoded(encoded)
+        return share
+
+    def _gather(self, share):
         """Every rank's share on rank 0: frames as encoded chunks when the filters allow.
 
         Collectives: one allgather of small per-rank records (frame count, dtype,
@@ -168,13 +232,9 @@ class PtydWriter:
         on rank 0 (data and weights as :class:`~ptyprep.writers.chunkwrite.EncodedFrames`
         or arrays), Nones elsewhere.
         """
-        codec = self.codec if cw.frames_encodable(self.codec, data.shape) else None
-        if codec is not None and len(data):
-            buf, sizes = cw.encode_stacks([data, weights], codec)
-        else:
-            buf, sizes = np.zeros(0, np.uint8), np.zeros((0, 2), np.int64)
-        records = self.comm.allgather((len(data), data.dtype.str, tuple(data.shape[1:]), sizes,
-                                       np.asarray(positions), np.asarray(indices),
+        codec = share.codec
+        records = self.comm.allgather((len(share.indices), share.dtype.str, share.frame_shape,
+                                       share.sizes, share.positions, share.indices,
                                        codec is not None))
         full = [r for r in records if r[0]]
         if not full:
@@ -186,8 +246,9 @@ class PtydWriter:
             raise OutputError("ranks prepared frames of different dtypes or shapes: "
                               f"{sorted({(r[1], r[2]) for r in records})}")
         if codec is not None:
-            buf = self.comm.gatherv(buf)
+            buf = self.comm.gatherv(share.buf)
         else:
+            data, weights = share.data, share.weights
             if not len(data):
                 data = np.zeros((0,) + frame_shape, dtype)
                 weights = np.zeros((0,) + frame_shape, np.uint8)
