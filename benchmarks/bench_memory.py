@@ -25,7 +25,10 @@ CHUNK_FRAMES = 64
 
 def worker(raw, out):
     import ptyprep
+    from ptyprep.allocator import keep_freed_memory
     from ptyprep.comm import world
+
+    keep_freed_memory()                     # as the command line does
 
     recipe = ptyprep.load_recipe({
         "source": {"name": "hdf5", "path": raw, "frames": "/entry/data/data",

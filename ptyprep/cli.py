@@ -172,7 +172,10 @@ COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate,
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .allocator import keep_freed_memory
     from .comm import world
+
+    keep_freed_memory()          # buffers of every batch reused, not faulted in again
 
     comm = world()
     setup_logging(comm.rank, args.verbose, args.quiet)

@@ -94,7 +94,7 @@ def deflate(buf, level=1, planes=1, modes=None):
         element size); 1 = one plane.  Planes of at least :data:`MIN_PLANE` bytes are
         written by their mode: noise as stored blocks, all-zero planes as a
         ready-made deflate block, the others deflated.
-    modes : (planes,) int array, optional
+    modes : sequence of ``planes`` ints, optional
         :data:`DEFLATED`, :data:`STORED` or :data:`ZERO` for every plane, decided by the
         caller (:func:`plane_modes`, once for many frames); a ``ZERO`` plane is checked
         and deflated if it is not all zeros.  Default: from a sample of ``buf``'s planes.
@@ -114,7 +114,7 @@ def deflate_parts(buf, level=1, planes=1, modes=None):
     rows = data.reshape(planes, -1)
     if modes is None:
         modes = _sample_modes(rows[:, ::max(1, rows.shape[1] // _SAMPLE_BYTES)])
-    modes = [int(m) for m in modes]             # plain ints: a few planes, Python is faster
+    modes = list(modes)
     if len(modes) != planes:
         raise ValueError(f"{len(modes)} plane modes for {planes} planes")
     for k, mode in enumerate(modes):
@@ -151,10 +151,10 @@ def _entropy_of_sample(sample):
 
 def _sample_modes(sample):
     """Plane modes from a (P, m) uint8 sample: noise → STORED, only zeros → ZERO."""
-    modes = np.full(len(sample), DEFLATED, dtype=np.int8)
-    modes[_entropy_of_sample(sample) >= STORE_ENTROPY_BITS] = STORED
-    modes[sample.max(axis=1) == 0] = ZERO
-    return modes
+    noise = _entropy_of_sample(sample) >= STORE_ENTROPY_BITS
+    zeros = sample.max(axis=1) == 0
+    return tuple(ZERO if z else STORED if n else DEFLATED for n, z in zip(noise.tolist(),
+                                                                          zeros.tolist()))
 
 
 def plane_modes(frames, planes=None, max_frames=4):
@@ -176,11 +176,11 @@ def plane_modes(frames, planes=None, max_frames=4):
 
     Returns
     -------
-    (planes,) int8 ndarray
+    tuple of ``planes`` ints
     """
     size = frames.dtype.itemsize if planes is None else planes
     if len(frames) == 0:
-        return np.full(size, DEFLATED, dtype=np.int8)
+        return (DEFLATED,) * size
     picks = sorted(set(np.linspace(0, len(frames) - 1, min(len(frames), max_frames))
                        .astype(int).tolist()))
     per_frame = _STACK_SAMPLE_BYTES // len(picks)
