@@ -128,13 +128,11 @@ def encode_seconds(raw, rebin):
 
 
 def floor_loop(raw, out, n, encode=True, batch=8):
-    """Seconds of the bare loop a preparation cannot beat: read the 256² crop (from the
-    memory-mapped file, as ptyprep does), encode it as ptyprep does (shuffle + deflate) and
-    write the chunks, ``batch`` frames at a time; no weights, positions, gathers or ptyprep
+    """Seconds of the bare loop a preparation cannot beat: read the 256² crop (hyperslab),
+    encode it as ptyprep does (shuffle + deflate) and write the chunks, ``batch`` frames at
+    a time (as ptyprep's cache-sized batches); no weights, positions, gathers or ptyprep
     bookkeeping. ``encode=False``: write raw through HDF5."""
     import h5py
-
-    from ptyprep.contigread import mapped_frames
     from ptyprep.compression import dataset_filters
     from ptyprep.writers import chunkwrite as cw
 
@@ -146,10 +144,9 @@ def floor_loop(raw, out, n, encode=True, batch=8):
         buf = np.empty((batch, CROP, CROP), d.dtype)
         dset = o.create_dataset("data", (n, CROP, CROP), d.dtype, chunks=(1, CROP, CROP), **filters)
         t0 = time.perf_counter()
-        mapped = mapped_frames(d)            # ptyprep's reader of contiguous raw frames
         for s in range(0, n, batch):
             m = min(batch, n - s)
-            np.copyto(buf[:m], mapped[s:s + m, r0:r0 + CROP, c0:c0 + CROP])
+            d.read_direct(buf, np.s_[s:s + m, r0:r0 + CROP, c0:c0 + CROP], np.s_[:m])
             if encode:
                 cw.write_encoded(dset, s, cw.encode_frames(buf[:m], codec))
             else:

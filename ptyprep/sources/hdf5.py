@@ -5,9 +5,7 @@ Reads one dataset of frames ``(N, H, W)`` from one file or from several files
 external links ``data_000001``, ``data_000002``, ... (concatenated in natural
 name order), or a virtual dataset.  Only the requested hyperslab is read:
 contiguous runs of indices are read with one call each, straight into the
-output array (from a memory map of the file for contiguous datasets,
-:mod:`ptyprep.contigread`; by crop-on-read for chunked compressed ones,
-:mod:`ptyprep.chunkread`).
+output array.
 
 Geometry options take a number or an HDF5 path.  A value read from a path is
 converted with the dataset's ``units`` attribute, or with a unit written after
@@ -27,7 +25,6 @@ import hdf5plugin  # noqa: F401  registers the bitshuffle/LZ4, Blosc2, ... filte
 import numpy as np
 
 from ..chunkread import read_frames_roi
-from ..contigread import mapped_frames
 from ..errors import RecipeError, SourceError
 from ..source import ScanMeta, ScanSource
 from ._common import (LENGTH_UNITS, H5Files, check_number, check_positions, check_scan_options,
@@ -44,14 +41,6 @@ class _Segments:
         self.dsets = dsets
         counts = [1 if d.ndim == 2 else d.shape[0] for d in dsets]
         self.offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        self._maps = {}
-
-    def mapped(self, s):
-        """Memory map of contiguous 3-D segment ``s`` (crops copied at memory speed), or None."""
-        if s not in self._maps:
-            d = self.dsets[s]
-            self._maps[s] = mapped_frames(d) if d.ndim == 3 else None
-        return self._maps[s]
 
     def read(self, indices, roi, out):
         r0, r1, c0, c1 = roi
@@ -65,8 +54,6 @@ class _Segments:
                 n = end - g0
                 if d.ndim == 2:
                     d.read_direct(out, np.s_[r0:r1, c0:c1], np.s_[pos])
-                elif self.mapped(s) is not None:
-                    np.copyto(out[pos:pos + n], self.mapped(s)[a:a + n, r0:r1, c0:c1])
                 elif r1 - r0 < d.shape[1] and read_frames_roi(
                         d, np.arange(a, a + n), roi, out=out[pos:pos + n]) is not None:
                     pass  # crop on read: only the compressed blocks of the ROI rows decoded
