@@ -121,34 +121,42 @@ def encode_seconds(raw, rebin):
     codec = cw.chunk_codec(dataset_filters("gzip"))
     total = 0.0
     for stack in ptyprep.iter_chunks(recipe(raw, Path(raw).with_suffix(".unused"), rebin)):
+        k = cw.frames_per_chunk(stack.data[0].nbytes, len(stack))
         t0 = time.perf_counter()
-        cw.encode_stacks([stack.data, weights_of(stack)], codec)
+        cw.encode_stacks([stack.data, weights_of(stack)], codec, None, k)
         total += time.perf_counter() - t0
     return total
 
 
 def floor_loop(raw, out, n, encode=True, batch=8):
     """Seconds of the bare loop a preparation cannot beat: read the 256² crop (hyperslab),
-    encode it as ptyprep does (shuffle + deflate) and write the chunks, ``batch`` frames at
-    a time (as ptyprep's cache-sized batches); no weights, positions, gathers or ptyprep
-    bookkeeping. ``encode=False``: write raw through HDF5."""
+    encode it as ptyprep does (shuffle + deflate, chunks of as many frames as ptyprep's)
+    and write the chunks, ``batch`` frames at a time (as ptyprep's cache-sized batches); no
+    weights, positions, gathers or ptyprep bookkeeping. ``encode=False``: write raw
+    through HDF5 (chunks of one frame)."""
     import h5py
     from ptyprep.compression import dataset_filters
     from ptyprep.writers import chunkwrite as cw
 
     filters = dataset_filters("gzip") if encode else {}
     codec = cw.chunk_codec(filters)
+    k = cw.frames_per_chunk(CROP * CROP * 4, n) if encode else 1
     r0, c0 = (RAW[0] - CROP) // 2, (RAW[1] - CROP) // 2
     with h5py.File(raw, "r") as f, h5py.File(out, "w", libver="latest") as o:
         d = f["/entry/data/data"]
         buf = np.empty((batch, CROP, CROP), d.dtype)
-        dset = o.create_dataset("data", (n, CROP, CROP), d.dtype, chunks=(1, CROP, CROP), **filters)
+        dset = o.create_dataset("data", (n, CROP, CROP), d.dtype, chunks=(k, CROP, CROP),
+                                **filters)
+        modes = None
         t0 = time.perf_counter()
         for s in range(0, n, batch):
             m = min(batch, n - s)
             d.read_direct(buf, np.s_[s:s + m, r0:r0 + CROP, c0:c0 + CROP], np.s_[:m])
             if encode:
-                cw.write_encoded(dset, s, cw.encode_frames(buf[:m], codec))
+                modes = modes or [codec.plane_modes(buf[:m])]
+                data, sizes = cw.encode_stacks([buf[:m]], codec, modes, k)
+                cw.write_encoded(dset, s, cw.split_encoded(data, sizes, [buf.shape[1:]],
+                                                           [buf.dtype], codec, m, k)[0])
             else:
                 dset[s:s + m] = buf[:m]
         return time.perf_counter() - t0

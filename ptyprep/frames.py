@@ -248,7 +248,22 @@ def rebin(frames, valid, factor, mode="sum"):
         return stack.sum(axis=(-3, -1), dtype=frames.dtype), binned_valid
     # Integer sums are exact in any order: add the factor's row phases, then its column
     # phases (strided adds, ~7x faster than a reshape + sum over two axes).
+    if _sums_fit(frames, factor):
+        # block sums fit the frames' own type: add in it (SIMD, half the bytes of 64-bit
+        # adds) and widen only the binned result, 1/factor² of the pixels
+        return _block_reduce(frames, factor, np.add).astype(acc), binned_valid
     return _block_reduce(frames, factor, np.add, acc), binned_valid
+
+
+def _sums_fit(frames, factor):
+    """True when every sum of ``factor²`` values of integer ``frames`` fits their dtype."""
+    if frames.dtype == np.bool_ or frames.dtype.itemsize == 8 or not frames.size:
+        return False                         # 64-bit frames are summed in 64 bits anyway
+    info = np.iinfo(frames.dtype)
+    n = factor * factor
+    if info.min < 0 and int(frames.min()) < -(-info.min // n):
+        return False
+    return int(frames.max()) <= info.max // n
 
 
 def _block_reduce(a, factor, ufunc, dtype=None, block_bytes=2 << 20):

@@ -332,6 +332,98 @@ def test_broadcast_stack_is_encoded_once_and_interleaved():
         assert zlib.decompress(enc_w.chunk(i)) == weights[i].tobytes()
 
 
+# --------------------------------------------------------------------------- chunks of K frames
+
+
+def test_frames_per_chunk_rule():
+    assert cw.frames_per_chunk(256 * 256 * 4, 64) == 4          # 1 MiB chunks
+    assert cw.frames_per_chunk(128 * 128 * 8, 64) == 8          # rebinned uint64: at most 8
+    assert cw.frames_per_chunk(512 * 512 * 4, 64) == 1
+    assert cw.frames_per_chunk(1000, 3) == 2                    # never more than the frames
+    assert cw.frames_per_chunk(1000, 1) == 1
+    assert cw.frames_per_chunk(1000, 64, [0, 32]) == 8
+    assert cw.frames_per_chunk(1000, 64, [0, 20]) == 4          # every share starts a chunk
+    assert cw.frames_per_chunk(1000, 64, [0, 21, 42]) == 1
+    assert cw.share_boundaries([32, 0, 30, 0]) == [0, 32]       # empty shares do not count
+    assert cw.share_boundaries([0, 5]) == [0]
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.float32, np.uint64, np.uint8])
+@pytest.mark.parametrize("m, k", [(1, 1), (5, 2), (8, 8), (13, 4), (13, 8)])
+@pytest.mark.parametrize("filters", [GZIP, {}], ids=["gzip", "none"])
+def test_chunks_of_k_frames_read_back_with_plain_h5py(tmp_path, dtype, m, k, filters):
+    """K frames a chunk, the last one short (padded as HDF5 stores edge chunks)."""
+    frames = frames_of(dtype, (m, 19, 23), seed=m + k)
+    enc = cw.encode_frames(frames, cw.chunk_codec(filters), k)
+    assert len(enc.sizes) == -(-m // k) and len(enc) == m
+    with h5py.File(tmp_path / "k.h5", "w") as f:
+        dset = cw.create_frame_dataset(f, "d", frames.shape, frames.dtype, filters,
+                                       frames_per_chunk=k)
+        cw.write_encoded(dset, 0, enc)
+    with h5py.File(tmp_path / "k.h5", "r") as f:
+        assert f["d"].chunks == (k, 19, 23)
+        assert f["d"][()].tobytes() == frames.tobytes()
+        assert f["d"][m - 1].tobytes() == frames[m - 1].tobytes()       # the short chunk alone
+
+
+def test_chunk_of_k_frames_is_hdf5s_own_chunk():
+    """The shuffled chunk of K frames is HDF5's shuffle of the whole (K, H, W) block."""
+    frames = photon_frames(4, 32)
+    chunk = cw.encode_frames(frames, cw.Codec(1, True), 4).chunk(0)
+    raw = np.frombuffer(zlib.decompress(chunk), np.uint8)
+    assert cw.unshuffle_bytes(raw, 4).tobytes() == frames.tobytes()
+
+
+def test_write_encoded_refuses_a_start_inside_a_chunk(tmp_path):
+    frames = frames_of(np.uint32, (4, 4, 4))
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        dset = cw.create_frame_dataset(f, "d", (8, 4, 4), np.uint32, GZIP, frames_per_chunk=4)
+        with pytest.raises(ValueError, match="from frame 2"):
+            cw.write_encoded(dset, 2, cw.encode_frames(frames, cw.Codec(1, True), 4))
+
+
+@pytest.mark.parametrize("sizes", [[3, 3, 3, 1], [8, 2], [1] * 10, [10]])
+def test_writer_forms_chunks_across_parts_of_any_size(tmp_path, sizes):
+    """Parts that do not end on a chunk boundary: their last frames wait for the next part."""
+    parts, start = [], 0
+    for n in sizes:
+        parts.append(stack_of(start, n))
+        start += n
+    writer = PtydWriter(tmp_path / "p.ptyd", meta(num_frames=10), {}, SerialComm())
+    writer.write_share(0, iter(parts), np.array([10]))
+    writer.close()
+    got = read_ptyd(tmp_path / "p.ptyd")
+    np.testing.assert_array_equal(got["data"], np.concatenate([p.data for p in parts]))
+    np.testing.assert_array_equal(got["weights"], np.concatenate([p.valid_stack for p in parts]))
+    np.testing.assert_array_equal(got["indices"], np.arange(10))
+    with h5py.File(tmp_path / "p.ptyd") as f:
+        assert f["chunks/0/data"].chunks == (8, 24, 24)
+        assert f["chunks/0/weights"].chunks == (8, 24, 24)
+
+
+def test_repeated_frame_is_encoded_once_across_calls(monkeypatch):
+    """A static mask's weights: one encoding for the scan, redone when the mask changes."""
+    codec = cw.Codec(1, True)
+    calls = []
+    real = cw.Codec.encode_parts
+    monkeypatch.setattr(cw.Codec, "encode_parts",
+                        lambda self, f, m=None: calls.append(1) or real(self, f, m))
+    mask = np.ones((16, 16), np.uint8)
+    cache = cw.RepeatedChunks()
+
+    def encode(frame):
+        stack = np.broadcast_to(frame, (8, 16, 16))
+        pieces, sizes = cw.encode_pieces([stack], codec, [(0,)], 4, cache)
+        chunk = cw.join_pieces(pieces)[:sizes[0, 0]]
+        return np.frombuffer(zlib.decompress(chunk), np.uint8).reshape(4, 16, 16)
+
+    assert (encode(mask) == 1).all() and len(calls) == 1
+    assert (encode(mask.copy()) == 1).all() and len(calls) == 1      # equal frame: reused
+    mask[3, 4] = 0
+    got = encode(mask)
+    assert len(calls) == 2 and (got[:, 3, 4] == 0).all() and got.sum() == 4 * 255
+
+
 def test_write_encoded_refuses_a_mismatched_dataset(tmp_path):
     frames = frames_of(np.uint16, (2, 4, 4))
     with h5py.File(tmp_path / "f.h5", "w") as f:
@@ -381,7 +473,9 @@ def test_ptyd_writer_round_trips_every_mode(tmp_path, save, comp, static_valid):
     with h5py.File(tmp_path / "s.ptyd") as f:
         chunk = f["chunks/0"]
         assert chunk["weights"].dtype == np.uint8
-        assert chunk["data"].chunks == (1, 24, 24)
+        # encoded frames: 4 a chunk (5 frames: the last chunk short); merge appends at any
+        # offset and HDF5's own filters (lzf) keep one frame a chunk
+        assert chunk["data"].chunks == (4 if comp != "lzf" and save != "merge" else 1, 24, 24)
         if comp == "gzip":
             assert chunk["data"].compression == "gzip" and chunk["data"].shuffle
             assert chunk["data"].compression_opts == 1
@@ -427,6 +521,44 @@ EMPTY_ROOT_SHARE = textwrap.dedent("""
         "output": {"dfile": f"{save}.ptyd", "save": save, "chunk_frames": 10},
     }))
 """)
+
+
+CHUNK_SHAPES = textwrap.dedent("""
+    import sys
+    import ptyprep
+    save = sys.argv[1]
+    ptyprep.run(ptyprep.load_recipe({
+        "source": {"name": "simulate", "num_frames": 40, "photons": 1e5},
+        "prep": {"shape": 32, "center": "auto"},
+        "output": {"dfile": f"{save}.ptyd", "save": save, "chunk_frames": 16},
+    }))
+""")
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks, save, expected", [
+    (2, "append", [8, 8, 4]),        # chunks of 16, 16, 8 frames: shares 8 + 8, 8 + 8, 4 + 4
+    (3, "append", [1, 1, 1]),        # shares of 5 or 6 (3 or 2) frames: K must divide 5 (3)
+    (2, "link", [8, 8, 8, 8, 4, 4]),  # every share is a part file of its own
+])
+def test_chunks_of_k_frames_never_span_two_ranks(run_mpi, tmp_path, ranks, save, expected):
+    """Under mpiexec: K divides every share boundary; the file equals a serial run."""
+    script = tmp_path / "run.py"
+    script.write_text(CHUNK_SHAPES)
+    proc = run_mpi(ranks, [script, save], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    serial = tmp_path / "serial"
+    serial.mkdir()
+    ptyprep.run(ptyprep.load_recipe({
+        "source": {"name": "simulate", "num_frames": 40, "photons": 1e5},
+        "prep": {"shape": 32, "center": "auto"},
+        "output": {"dfile": str(serial / "s.ptyd"), "chunk_frames": 16}}))
+    par, ref = read_ptyd(tmp_path / f"{save}.ptyd"), read_ptyd(serial / "s.ptyd")
+    for key in ("data", "weights", "positions", "indices"):
+        np.testing.assert_array_equal(par[key], ref[key], err_msg=key)
+    with h5py.File(tmp_path / f"{save}.ptyd") as f:
+        shapes = [f["chunks"][name]["data"].chunks[0] for name in sorted(f["chunks"], key=int)]
+    assert shapes == expected, shapes
 
 
 @pytest.mark.mpi

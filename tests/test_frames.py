@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from ptyprep import frames as F
 from ptyprep.frames import (
     center_of_mass,
     clip_window,
@@ -383,6 +384,29 @@ def test_rebin_sum_small_explicit():
     frames = np.arange(16, dtype=np.uint16).reshape(1, 4, 4)
     out, _ = rebin(frames, np.ones((4, 4), bool), 2)
     np.testing.assert_array_equal(out[0], [[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.int16, np.int32])
+@pytest.mark.parametrize("r", [2, 3])
+def test_rebin_sum_in_the_frames_type_only_when_no_block_sum_can_overflow(dtype, r, monkeypatch):
+    """Block sums that fit the frames' type are added in it: exact at the limit, and one
+    count above the limit takes the 64-bit path (both equal to the exact sum)."""
+    info = np.iinfo(dtype)
+    n = r * r
+    used = []
+    real = F._block_reduce
+    monkeypatch.setattr(F, "_block_reduce", lambda a, f, u, d=None: used.append(d) or real(a, f, u, d))
+    limits = [info.max // n] + ([-(-info.min // n)] if info.min < 0 else [])
+    for limit in limits:
+        for over in (0, 1 if limit > 0 else -1):
+            frames = np.full((2, 2 * r, 2 * r), limit + over, dtype=dtype)
+            frames[1, 0, 0] = 1
+            used.clear()
+            out, _ = rebin(frames, np.ones((2 * r, 2 * r), bool), r)
+            assert out.dtype.itemsize == 8 and out.dtype.kind == np.dtype(dtype).kind
+            np.testing.assert_array_equal(out.astype(object), reference_block_sum(frames, r))
+            # the values block (first call reduces the valid mask)
+            assert (used[-1] is None) == (over == 0)
 
 
 @pytest.mark.parametrize("dtype, top, acc_kind", [

@@ -125,10 +125,10 @@ def chunk_name(number):
 def write_chunk_arrays(group, data, weights, positions, indices, filters, resizable=False):
     """Write one chunk's four arrays into ``group`` (a ``chunks/<k>`` group or a part file's root).
 
-    Frame datasets are chunked by frame, ``(1, N, N)``.  With the filters any HDF5
-    reader has built in (``gzip``/``shuffle`` or none) the frames are encoded by
-    ptyprep and written as finished chunks (:mod:`ptyprep.writers.chunkwrite`);
-    other filters go through HDF5's pipeline.
+    With the filters any HDF5 reader has built in (``gzip``/``shuffle`` or none) the
+    frames are encoded by ptyprep and written as finished chunks of a few frames,
+    ``(K, N, N)`` (:mod:`ptyprep.writers.chunkwrite`); other filters go through HDF5's
+    pipeline in chunks of one frame.
 
     Parameters
     ----------
@@ -148,9 +148,11 @@ def write_chunk_arrays(group, data, weights, positions, indices, filters, resiza
         if isinstance(array, cw.EncodedFrames) or (
                 array.ndim == 3 and len(array) and cw.frames_encodable(codec, array.shape)):
             if not isinstance(array, cw.EncodedFrames):
-                array = cw.encode_frames(array, codec)
+                k = 1 if resizable else cw.frames_per_chunk(array[0].nbytes, len(array))
+                array = cw.encode_frames(array, codec, k)
             dset = cw.create_frame_dataset(group, name, array.shape, array.dtype, filters,
-                                           resizable=resizable)
+                                           resizable=resizable,
+                                           frames_per_chunk=array.frames_per_chunk)
             cw.write_encoded(dset, 0, array)
         else:
             kwargs = {}

@@ -105,6 +105,8 @@ class Share:
         Set when the frames are encoded: ``buf`` and ``sizes`` hold data and weights
         chunks as :func:`~ptyprep.writers.chunkwrite.encode_stacks` makes them;
         None when ``data`` and ``weights`` hold the arrays (filters HDF5 applies).
+    frames_per_chunk : int
+        Frames in each encoded chunk (:func:`~ptyprep.writers.chunkwrite.frames_per_chunk`).
     """
 
     dtype: np.dtype
@@ -116,13 +118,15 @@ class Share:
     sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
     data: np.ndarray = None
     weights: np.ndarray = None
+    frames_per_chunk: int = 1
 
     def arrays(self):
         """``(data, weights, positions, indices)``, frames as EncodedFrames when encoded."""
         if self.codec is None:
             return self.data, self.weights, self.positions, self.indices
         data, weights = cw.split_encoded(self.buf, self.sizes, [self.frame_shape] * 2,
-                                         [self.dtype, np.uint8], self.codec)
+                                         [self.dtype, np.uint8], self.codec, len(self.indices),
+                                         self.frames_per_chunk)
         return data, weights, self.positions, self.indices
 
 
@@ -158,6 +162,7 @@ class PtydWriter:
         self.parts_written = []
         self.next_part = 0
         self.frames_written = 0
+        self._repeated = cw.RepeatedChunks()    # a static mask's weights: encoded once
         self._h5 = None
         self._open()
 
@@ -190,7 +195,7 @@ class PtydWriter:
         counts : (size,) int array
             Frames held by each rank in this chunk.
         """
-        share = self._encode_share([stack] if isinstance(stack, FrameStack) else stack)
+        share = self._encode_share([stack] if isinstance(stack, FrameStack) else stack, counts)
         if self.save == "link":
             self._write_link(share.arrays(), counts)
         else:
@@ -199,10 +204,24 @@ class PtydWriter:
                 self._write_master(chunk, gathered)
         self.frames_written += int(np.sum(counts))
 
-    def _encode_share(self, parts):
-        """:class:`Share` of consecutive FrameStacks, encoded part by part when the codec allows."""
-        encoded, data, weights, positions, indices = [], [], [], [], []
+    def _frames_per_chunk(self, frame_nbytes, counts):
+        """Frames per HDF5 chunk of this chunk group's frame datasets (same on every rank)."""
+        if self.save == "merge":             # appended at any offset: one frame a chunk
+            return 1
+        if self.save == "link":              # every share is a part file of its own
+            return cw.frames_per_chunk(frame_nbytes, int(counts[self.comm.rank]))
+        return cw.frames_per_chunk(frame_nbytes, int(np.sum(counts)), cw.share_boundaries(counts))
+
+    def _encode_share(self, parts, counts):
+        """:class:`Share` of consecutive FrameStacks, encoded part by part when the codec allows.
+
+        Chunks of ``K`` frames are encoded as soon as a part completes them; the frames
+        of a part beyond its last whole chunk wait for the next part (copied), the last
+        chunk of the share may be short.
+        """
+        pieces, sizes, data, weights, positions, indices = [], [], [], [], [], []
         modes = None                         # how to write each byte plane: from the first part
+        k, held = 1, None                    # frames per chunk; frames waiting for a chunk
         for part in parts:
             codec = self.codec if cw.frames_encodable(self.codec, part.data.shape) else None
             stacks = [part.data, weights_of(part)]
@@ -210,17 +229,32 @@ class PtydWriter:
                 data.append(stacks[0])
                 weights.append(stacks[1])
             elif len(part):
-                modes = modes or [codec.plane_modes(s) for s in stacks]
-                encoded.append(cw.encode_stacks(stacks, codec, modes))
+                if modes is None:
+                    modes = [codec.plane_modes(s) for s in stacks]
+                    k = self._frames_per_chunk(part.data[0].nbytes, counts)
+                if held is not None:
+                    stacks = [np.concatenate([h, s]) for h, s in zip(held, stacks)]
+                whole = len(stacks[0]) // k * k
+                if whole:
+                    self._encode([s[:whole] for s in stacks], codec, modes, k, pieces, sizes)
+                held = [s[whole:].copy() for s in stacks] if whole < len(stacks[0]) else None
             positions.append(part.positions)
             indices.append(part.indices)
+        if held is not None:
+            self._encode(held, codec, modes, k, pieces, sizes)
         share = Share(part.data.dtype, tuple(part.data.shape[1:]), np.concatenate(positions),
-                      np.concatenate(indices), codec)
+                      np.concatenate(indices), codec, frames_per_chunk=k)
         if codec is None:
             share.data, share.weights = np.concatenate(data), np.concatenate(weights)
-        elif encoded:
-            share.buf, share.sizes = cw.join_encoded(encoded)
+        elif sizes:
+            share.buf, share.sizes = cw.join_pieces(pieces), np.concatenate(sizes)
         return share
+
+    def _encode(self, stacks, codec, modes, k, pieces, sizes):
+        """Encode ``stacks`` in chunks of ``k`` frames onto the lists ``pieces`` and ``sizes``."""
+        more, chunk_sizes = cw.encode_pieces(stacks, codec, modes, k, self._repeated)
+        pieces += more
+        sizes.append(chunk_sizes)
 
     def _gather(self, share):
         """Every rank's share on rank 0: frames as encoded chunks when the filters allow.
@@ -235,16 +269,16 @@ class PtydWriter:
         codec = share.codec
         records = self.comm.allgather((len(share.indices), share.dtype.str, share.frame_shape,
                                        share.sizes, share.positions, share.indices,
-                                       codec is not None))
+                                       codec is not None, share.frames_per_chunk))
         full = [r for r in records if r[0]]
         if not full:
             return None, None, np.zeros((0, 2)), np.zeros(0, np.int64)
         dtype, frame_shape = np.dtype(full[0][1]), full[0][2]
         # every rank sees the same records, so all of them raise (no rank left in a collective)
         if any(np.dtype(r[1]) != dtype or r[2] != frame_shape for r in full) or \
-                len({r[6] for r in records}) > 1:
+                len({r[6] for r in records}) > 1 or len({r[7] for r in full}) > 1:
             raise OutputError("ranks prepared frames of different dtypes or shapes: "
-                              f"{sorted({(r[1], r[2]) for r in records})}")
+                              f"{sorted({(r[1], r[2], r[7]) for r in records})}")
         if codec is not None:
             buf = self.comm.gatherv(share.buf)
         else:
@@ -262,7 +296,7 @@ class PtydWriter:
             return buf[0], buf[1], positions, indices
         sizes = np.concatenate([r[3] for r in records])
         data, weights = cw.split_encoded(buf, sizes, [frame_shape, frame_shape],
-                                         [dtype, np.uint8], codec)
+                                         [dtype, np.uint8], codec, len(indices), full[0][7])
         return data, weights, positions, indices
 
     def _write_master(self, chunk, arrays):
@@ -275,7 +309,7 @@ class PtydWriter:
                                      resizable=True)
         else:
             L.write_chunk_arrays(chunks.create_group(L.chunk_name(chunk)), *arrays, self.filters)
-        self._h5.flush()
+        # no flush per chunk: nobody reads the hidden temporary master before close renames it
         if chunk % REOPEN_EVERY == REOPEN_EVERY - 1:
             # HDF5 keeps metadata of every chunk group written through an open file; reopening
             # now and then keeps rank 0's memory flat over long scans (link mode needs nothing).
