@@ -116,7 +116,7 @@ def encode_seconds(raw, rebin):
     import ptyprep
     from ptyprep.compression import dataset_filters
     from ptyprep.writers import chunkwrite as cw
-    from ptyprep.writers.ptyd import weights_of
+    from ptyprep.writers.ptyd_share import weights_of
 
     codec = cw.chunk_codec(dataset_filters("gzip"))
     total = 0.0

@@ -35,7 +35,7 @@ import struct
 import numpy as np
 
 __all__ = ["BITSHUFFLE_FILTER", "BLOSC2_FILTER", "bitshuffle_lz4_layout", "blosc2_layout",
-           "read_frames_roi"]
+           "read_frames_roi", "roi_reader"]
 
 BITSHUFFLE_FILTER = 32008
 BLOSC2_FILTER = 32026
@@ -155,6 +155,24 @@ def _decode_roi_blosc2(blosc2, buf, dtype, shape, roi):
     return np.ascontiguousarray(frame[0, r0:r1, c0:c1]).view(dtype)
 
 
+def roi_reader(dset):
+    """The crop-on-read function of ``dset``, or None when no fast path applies.
+
+    Decided once per dataset (the filter pipeline is not read again per call): a source
+    keeps the result and calls ``reader(indices, roi, out=None)`` with the arguments of
+    :func:`read_frames_roi`.
+    """
+    shape = bitshuffle_lz4_layout(dset)
+    if shape is not None:
+        decode = functools.partial(_decode_roi, _bitshuffle())
+    else:
+        shape = blosc2_layout(dset)
+        if shape is None:
+            return None
+        decode = functools.partial(_decode_roi_blosc2, _blosc2())
+    return functools.partial(_read_roi, dset, tuple(int(v) for v in shape), decode)
+
+
 def read_frames_roi(dset, indices, roi, out=None):
     """Read ``dset[indices, r0:r1, c0:c1]`` decoding only the compressed blocks the ROI needs.
 
@@ -184,14 +202,12 @@ def read_frames_roi(dset, indices, roi, out=None):
     >>> stack = read_frames_roi(f["/entry/data/data"], [0, 1], (100, 356, 200, 456))  # doctest: +SKIP
     >>> stack = stack if stack is not None else f["/entry/data/data"][[0, 1], 100:356, 200:456]  # doctest: +SKIP
     """
-    shape = bitshuffle_lz4_layout(dset)
-    if shape is not None:
-        decode = functools.partial(_decode_roi, _bitshuffle())
-    else:
-        shape = blosc2_layout(dset)
-        if shape is None:
-            return None
-        decode = functools.partial(_decode_roi_blosc2, _blosc2())
+    reader = roi_reader(dset)
+    return None if reader is None else reader(indices, roi, out)
+
+
+def _read_roi(dset, shape, decode, indices, roi, out=None):
+    """:func:`read_frames_roi` for a dataset whose layout and decoder are known."""
     r0, r1, c0, c1 = (int(v) for v in roi)
     if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
         raise ValueError(f"roi {tuple(roi)} is empty or outside the frame of shape {shape}; "

@@ -5,6 +5,7 @@
 same way.  The plan is a frozen value; the pipeline only reads it.
 """
 
+import functools
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -57,12 +58,12 @@ class Plan:
     propagation: str = "farfield"
     source_extra: dict = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def window(self):
         """Raw-frame crop window (row0, row1, col0, col1); may extend past the frame."""
         return F.crop_window(self.center, self.shape)
 
-    @property
+    @functools.cached_property
     def roi(self):
         """Part of the window to read from the source (None: nothing inside the frame)."""
         return F.clip_window(self.window, self.raw_shape)

@@ -108,14 +108,14 @@ def test_hdf5_source_takes_the_crop_on_read_path(files, monkeypatch):
     import ptyprep.sources.hdf5 as hdf5_module
 
     calls = []
-    real = hdf5_module.read_frames_roi
+    real = hdf5_module.roi_reader
 
-    def counting(dset, indices, roi, out=None):
-        result = real(dset, indices, roi, out=out)
-        calls.append(result is not None)
-        return result
+    def counting(dset):
+        reader = real(dset)
+        calls.append(reader is not None)
+        return reader
 
-    monkeypatch.setattr(hdf5_module, "read_frames_roi", counting)
+    monkeypatch.setattr(hdf5_module, "roi_reader", counting)
     data, paths = files
     with HDF5Source(paths["bslz4"]) as src:
         got = src.read_frames([1, 2, 3, 8], (5, 37, 3, 41))

@@ -167,6 +167,32 @@ def write_chunk_arrays(group, data, weights, positions, indices, filters, resiza
         set_type(dset, "arraylist" if name == INDICES else "array")
 
 
+def create_frame_datasets(group, n_frames, frame_shape, dtype, filters, frames_per_chunk):
+    """Empty ``data`` and ``weights`` of a chunk group (typed, the group marked a dict) for
+    encoded chunks written later, batch by batch
+    (:func:`ptyprep.writers.chunkwrite.write_encoded`); ``positions`` and ``indices``
+    follow with :func:`write_positions`.
+
+    Returns
+    -------
+    (data, weights) : h5py.Dataset
+    """
+    set_type(group, "dict")
+    dsets = []
+    for name, dt in ((DATA, dtype), (WEIGHTS, np.uint8)):
+        dset = cw.create_frame_dataset(group, name, (n_frames,) + tuple(frame_shape), dt,
+                                       filters, frames_per_chunk=frames_per_chunk)
+        set_type(dset, "array")
+        dsets.append(dset)
+    return tuple(dsets)
+
+
+def write_positions(group, positions, indices):
+    """``positions`` (M, 2) and ``indices`` (M,) of a chunk group, typed."""
+    set_type(group.create_dataset(POSITIONS, data=positions), "array")
+    set_type(group.create_dataset(INDICES, data=indices), "arraylist")
+
+
 def append_chunk_arrays(group, data, weights, positions, indices):
     """Append frames to the resizable datasets of a merge-mode chunk.
 

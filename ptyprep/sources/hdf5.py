@@ -24,7 +24,7 @@ import h5py
 import hdf5plugin  # noqa: F401  registers the bitshuffle/LZ4, Blosc2, ... filters
 import numpy as np
 
-from ..chunkread import read_frames_roi
+from ..chunkread import roi_reader
 from ..errors import RecipeError, SourceError
 from ..source import ScanMeta, ScanSource
 from ._common import (LENGTH_UNITS, H5Files, check_number, check_positions, check_scan_options,
@@ -39,8 +39,16 @@ class _Segments:
 
     def __init__(self, dsets):
         self.dsets = dsets
-        counts = [1 if d.ndim == 2 else d.shape[0] for d in dsets]
+        self.shapes = [tuple(d.shape) for d in dsets]
+        counts = [1 if len(shape) == 2 else shape[0] for shape in self.shapes]
         self.offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        self._readers = {}
+
+    def roi_reader(self, s):
+        """Crop-on-read function of dataset ``s`` (:func:`~ptyprep.chunkread.roi_reader`)."""
+        if s not in self._readers:
+            self._readers[s] = roi_reader(self.dsets[s])
+        return self._readers[s]
 
     def read(self, indices, roi, out):
         r0, r1, c0, c1 = roi
@@ -50,13 +58,13 @@ class _Segments:
             while g0 < g1:
                 s = int(np.searchsorted(self.offsets, g0, side="right")) - 1
                 end = min(g1, int(self.offsets[s + 1]))
-                d, a = self.dsets[s], g0 - int(self.offsets[s])
+                d, shape, a = self.dsets[s], self.shapes[s], g0 - int(self.offsets[s])
                 n = end - g0
-                if d.ndim == 2:
+                if len(shape) == 2:
                     d.read_direct(out, np.s_[r0:r1, c0:c1], np.s_[pos])
-                elif r1 - r0 < d.shape[1] and read_frames_roi(
-                        d, np.arange(a, a + n), roi, out=out[pos:pos + n]) is not None:
-                    pass  # crop on read: only the compressed blocks of the ROI rows decoded
+                elif r1 - r0 < shape[1] and self.roi_reader(s) is not None:
+                    # crop on read: only the compressed blocks of the ROI rows decoded
+                    self.roi_reader(s)(np.arange(a, a + n), roi, out=out[pos:pos + n])
                 else:
                     read_hyperslab(d, (a, r0, c0), out[pos:pos + n])
                 pos += end - g0

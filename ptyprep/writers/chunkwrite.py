@@ -400,6 +400,8 @@ def write_encoded(dset, start, encoded):
     ``K``.  Every filter is marked applied (mask 0).
     """
     k = encoded.frames_per_chunk
+    if not len(encoded.sizes):
+        return
     if np.dtype(dset.dtype) != encoded.dtype or dset.chunks != (k,) + tuple(encoded.shape[1:]) \
             or start % k:
         raise ValueError(f"dataset {dset.name} ({dset.dtype}, chunks {dset.chunks}) does not "

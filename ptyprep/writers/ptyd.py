@@ -13,7 +13,6 @@ for a complete file.  Part files are written as ``<part>.tmp`` and renamed.
 import contextlib
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -24,6 +23,7 @@ from ..errors import LayoutError, OutputError, SourceError
 from ..layout import ptyd as L
 from ..stack import FrameStack
 from . import chunkwrite as cw
+from .ptyd_share import ChunkStream, encode_share
 
 log = logging.getLogger(__name__)
 
@@ -89,47 +89,6 @@ def part_numbers(counts_per_chunk, first_part=0):
     return numbers
 
 
-@dataclass
-class Share:
-    """One rank's prepared share of a chunk, as the writer holds it.
-
-    Attributes
-    ----------
-    dtype : numpy dtype
-        Of the prepared frames.
-    frame_shape : tuple
-        ``(N, N)``.
-    positions : (M, 2) float64 ndarray
-    indices : (M,) int64 ndarray
-    codec : Codec or None
-        Set when the frames are encoded: ``buf`` and ``sizes`` hold data and weights
-        chunks as :func:`~ptyprep.writers.chunkwrite.encode_stacks` makes them;
-        None when ``data`` and ``weights`` hold the arrays (filters HDF5 applies).
-    frames_per_chunk : int
-        Frames in each encoded chunk (:func:`~ptyprep.writers.chunkwrite.frames_per_chunk`).
-    """
-
-    dtype: np.dtype
-    frame_shape: tuple
-    positions: np.ndarray
-    indices: np.ndarray
-    codec: object = None
-    buf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
-    sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
-    data: np.ndarray = None
-    weights: np.ndarray = None
-    frames_per_chunk: int = 1
-
-    def arrays(self):
-        """``(data, weights, positions, indices)``, frames as EncodedFrames when encoded."""
-        if self.codec is None:
-            return self.data, self.weights, self.positions, self.indices
-        data, weights = cw.split_encoded(self.buf, self.sizes, [self.frame_shape] * 2,
-                                         [self.dtype, np.uint8], self.codec, len(self.indices),
-                                         self.frames_per_chunk)
-        return data, weights, self.positions, self.indices
-
-
 class PtydWriter:
     """Collective writer of one ``.ptyd`` file.
 
@@ -182,7 +141,8 @@ class PtydWriter:
 
         In append and merge mode every rank encodes (compresses) its own frames and
         rank 0 receives the finished chunks and only writes them; in link mode every
-        rank writes its own part file.
+        rank writes its own part file.  Rank 0's own share (append) and a part file
+        (link) are written batch by batch as they are encoded (:class:`ChunkStream`).
 
         Parameters
         ----------
@@ -195,13 +155,24 @@ class PtydWriter:
         counts : (size,) int array
             Frames held by each rank in this chunk.
         """
-        share = self._encode_share([stack] if isinstance(stack, FrameStack) else stack, counts)
+        parts = [stack] if isinstance(stack, FrameStack) else stack
+        stream = self._stream(chunk, counts)
+        try:
+            share = encode_share(parts, self.codec,
+                                 lambda nbytes: self._frames_per_chunk(nbytes, counts),
+                                 self._repeated, stream)
+        except BaseException:
+            if stream is not None and self.save == "link" and stream.group is not None:
+                path = stream.group.filename
+                stream.group.close()                   # the part file being written
+                Path(path).unlink(missing_ok=True)
+            raise
         if self.save == "link":
-            self._write_link(share.arrays(), counts)
+            self._write_link(share, counts, stream)
         else:
             gathered = self._gather(share)
             if self.comm.rank == 0 and len(gathered[3]):
-                self._write_master(chunk, gathered)
+                self._write_master(chunk, gathered, stream)
         self.frames_written += int(np.sum(counts))
 
     def _frames_per_chunk(self, frame_nbytes, counts):
@@ -212,49 +183,20 @@ class PtydWriter:
             return cw.frames_per_chunk(frame_nbytes, int(counts[self.comm.rank]))
         return cw.frames_per_chunk(frame_nbytes, int(np.sum(counts)), cw.share_boundaries(counts))
 
-    def _encode_share(self, parts, counts):
-        """:class:`Share` of consecutive FrameStacks, encoded part by part when the codec allows.
-
-        Chunks of ``K`` frames are encoded as soon as a part completes them; the frames
-        of a part beyond its last whole chunk wait for the next part (copied), the last
-        chunk of the share may be short.
-        """
-        pieces, sizes, data, weights, positions, indices = [], [], [], [], [], []
-        modes = None                         # how to write each byte plane: from the first part
-        k, held = 1, None                    # frames per chunk; frames waiting for a chunk
-        for part in parts:
-            codec = self.codec if cw.frames_encodable(self.codec, part.data.shape) else None
-            stacks = [part.data, weights_of(part)]
-            if codec is None:
-                data.append(stacks[0])
-                weights.append(stacks[1])
-            elif len(part):
-                if modes is None:
-                    modes = [codec.plane_modes(s) for s in stacks]
-                    k = self._frames_per_chunk(part.data[0].nbytes, counts)
-                if held is not None:
-                    stacks = [np.concatenate([h, s]) for h, s in zip(held, stacks)]
-                whole = len(stacks[0]) // k * k
-                if whole:
-                    self._encode([s[:whole] for s in stacks], codec, modes, k, pieces, sizes)
-                held = [s[whole:].copy() for s in stacks] if whole < len(stacks[0]) else None
-            positions.append(part.positions)
-            indices.append(part.indices)
-        if held is not None:
-            self._encode(held, codec, modes, k, pieces, sizes)
-        share = Share(part.data.dtype, tuple(part.data.shape[1:]), np.concatenate(positions),
-                      np.concatenate(indices), codec, frames_per_chunk=k)
-        if codec is None:
-            share.data, share.weights = np.concatenate(data), np.concatenate(weights)
-        elif sizes:
-            share.buf, share.sizes = cw.join_pieces(pieces), np.concatenate(sizes)
-        return share
-
-    def _encode(self, stacks, codec, modes, k, pieces, sizes):
-        """Encode ``stacks`` in chunks of ``k`` frames onto the lists ``pieces`` and ``sizes``."""
-        more, chunk_sizes = cw.encode_pieces(stacks, codec, modes, k, self._repeated)
-        pieces += more
-        sizes.append(chunk_sizes)
+    def _stream(self, chunk, counts):
+        """The :class:`ChunkStream` this rank writes its share into as it is encoded, or None."""
+        if self.codec is None or self.save == "merge" or not counts[self.comm.rank]:
+            return None
+        if self.save == "link":
+            number = part_numbers([counts], self.next_part)[0][self.comm.rank]
+            name = part_name(self.path, number, self.part_format)
+            tmp = self.path.parent / (name + ".tmp")
+            return ChunkStream(lambda: h5py.File(tmp, "w"), counts[self.comm.rank],
+                               self.filters, self.codec)
+        if self.comm.rank == 0:
+            return ChunkStream(lambda: self._h5[L.CHUNKS].create_group(L.chunk_name(chunk)),
+                               int(np.sum(counts)), self.filters, self.codec)
+        return None
 
     def _gather(self, share):
         """Every rank's share on rank 0: frames as encoded chunks when the filters allow.
@@ -269,7 +211,8 @@ class PtydWriter:
         codec = share.codec
         records = self.comm.allgather((len(share.indices), share.dtype.str, share.frame_shape,
                                        share.sizes, share.positions, share.indices,
-                                       codec is not None, share.frames_per_chunk))
+                                       codec is not None, share.frames_per_chunk,
+                                       share.streamed))
         full = [r for r in records if r[0]]
         if not full:
             return None, None, np.zeros((0, 2)), np.zeros(0, np.int64)
@@ -294,14 +237,22 @@ class PtydWriter:
         indices = np.concatenate([r[5] for r in records]).astype(np.int64)
         if codec is None:
             return buf[0], buf[1], positions, indices
+        # frames rank 0 streamed into the file itself come first and are not in buf
         sizes = np.concatenate([r[3] for r in records])
+        done = records[0][0] if records[0][8] else 0
         data, weights = cw.split_encoded(buf, sizes, [frame_shape, frame_shape],
-                                         [dtype, np.uint8], codec, len(indices), full[0][7])
+                                         [dtype, np.uint8], codec, len(indices) - done,
+                                         full[0][7])
         return data, weights, positions, indices
 
-    def _write_master(self, chunk, arrays):
+    def _write_master(self, chunk, arrays, stream=None):
         chunks = self._h5[L.CHUNKS]
-        if self.save == "merge":
+        if stream is not None and stream.group is not None:    # rank 0's share is written
+            data, weights, positions, indices = arrays
+            cw.write_encoded(stream.data, stream.written, data)
+            cw.write_encoded(stream.weights, stream.written, weights)
+            L.write_positions(stream.group, positions, indices)
+        elif self.save == "merge":
             if "0" in chunks:
                 L.append_chunk_arrays(chunks["0"], *arrays)
             else:
@@ -316,7 +267,7 @@ class PtydWriter:
             self._h5.close()
             self._h5 = h5py.File(self.tmp, "r+", libver="latest")
 
-    def _write_link(self, arrays, counts):
+    def _write_link(self, share, counts, stream=None):
         numbers = part_numbers([counts], self.next_part)[0]
         self.next_part += int((numbers >= 0).sum())
         mine = numbers[self.comm.rank]
@@ -324,8 +275,12 @@ class PtydWriter:
             name = part_name(self.path, mine, self.part_format)
             target = self.path.parent / name
             tmp = target.with_name(name + ".tmp")
-            with h5py.File(tmp, "w") as part:
-                L.write_chunk_arrays(part, *arrays, self.filters)
+            if stream is not None and stream.group is not None:   # frames already written
+                with stream.group as part:
+                    L.write_positions(part, share.positions, share.indices)
+            else:
+                with h5py.File(tmp, "w") as part:
+                    L.write_chunk_arrays(part, *share.arrays(), self.filters)
             os.replace(tmp, target)
             self.parts_written.append(target)
         if self.comm.rank == 0:
@@ -357,14 +312,6 @@ class PtydWriter:
             self.tmp.unlink(missing_ok=True)
         for part in self.parts_written:
             part.unlink(missing_ok=True)
-
-
-def weights_of(stack):
-    """``(M, N, N)`` uint8 weights (1 = valid) of a FrameStack; no copy when valid is bool."""
-    valid = stack.valid_stack
-    if valid.dtype == np.bool_:
-        return valid.view(np.uint8)
-    return (valid != 0).view(np.uint8)
 
 
 def remove_previous(path, part_format="{dfile}.part{part:03d}"):

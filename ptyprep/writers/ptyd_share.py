@@ -1,0 +1,166 @@
+"""One rank's share of a ``.ptyd`` chunk group: encoded batch by batch, then either kept
+for the gather on rank 0 or written straight into the file.
+
+Streaming (:class:`ChunkStream`) is what rank 0 does with its own share in append mode
+and every rank with its part file in link mode: each batch's chunks go to HDF5 while
+they are still in the CPU cache, instead of ~4 MB of encoded share being joined and
+written after the last batch.  The frame datasets are created on the first batch (their
+length is known from the share counts, their dtype and ``K`` from the first frames);
+``positions`` and ``indices`` are written after the last one.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..layout import ptyd as L
+from . import chunkwrite as cw
+
+
+@dataclass
+class Share:
+    """One rank's prepared share of a chunk, as the writer holds it.
+
+    Attributes
+    ----------
+    dtype : numpy dtype
+        Of the prepared frames.
+    frame_shape : tuple
+        ``(N, N)``.
+    positions : (M, 2) float64 ndarray
+    indices : (M,) int64 ndarray
+    codec : Codec or None
+        Set when the frames are encoded: ``buf`` and ``sizes`` hold data and weights
+        chunks as :func:`~ptyprep.writers.chunkwrite.encode_stacks` makes them;
+        None when ``data`` and ``weights`` hold the arrays (filters HDF5 applies).
+    frames_per_chunk : int
+        Frames in each encoded chunk (:func:`~ptyprep.writers.chunkwrite.frames_per_chunk`).
+    streamed : bool
+        The frames are already in the file (:class:`ChunkStream`); ``buf`` is empty.
+    """
+
+    dtype: np.dtype
+    frame_shape: tuple
+    positions: np.ndarray
+    indices: np.ndarray
+    codec: object = None
+    buf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    data: np.ndarray = None
+    weights: np.ndarray = None
+    frames_per_chunk: int = 1
+    streamed: bool = False
+
+    def arrays(self):
+        """``(data, weights, positions, indices)``, frames as EncodedFrames when encoded."""
+        if self.codec is None:
+            return self.data, self.weights, self.positions, self.indices
+        data, weights = cw.split_encoded(self.buf, self.sizes, [self.frame_shape] * 2,
+                                         [self.dtype, np.uint8], self.codec, len(self.indices),
+                                         self.frames_per_chunk)
+        return data, weights, self.positions, self.indices
+
+
+class ChunkStream:
+    """The frame datasets of one chunk group, created on the first batch, written batch by batch.
+
+    Parameters
+    ----------
+    open_group : callable
+        Returns the h5py group to write into (a new ``chunks/<k>`` group, or a part
+        file's root); called once, on the first batch.
+    n_frames : int
+        Frames the datasets hold (this share, or the whole chunk group).
+    filters : dict
+        h5py keywords of the frame datasets.
+    codec : Codec
+        What the batches were encoded with (:func:`~ptyprep.writers.chunkwrite.chunk_codec`).
+    """
+
+    def __init__(self, open_group, n_frames, filters, codec):
+        self.open_group, self.n_frames = open_group, int(n_frames)
+        self.filters, self.codec = filters, codec
+        self.group = self.data = self.weights = None
+        self.written = 0
+
+    def write(self, buf, sizes, n_frames, dtype, frame_shape, frames_per_chunk):
+        """Write the next ``n_frames`` frames: ``buf``/``sizes`` as from ``encode_stacks``."""
+        if self.group is None:
+            self.group = self.open_group()
+            self.data, self.weights = L.create_frame_datasets(
+                self.group, self.n_frames, frame_shape, dtype, self.filters, frames_per_chunk)
+        data, weights = cw.split_encoded(buf, sizes, [frame_shape] * 2, [dtype, np.uint8],
+                                         self.codec, n_frames, frames_per_chunk)
+        cw.write_encoded(self.data, self.written, data)
+        cw.write_encoded(self.weights, self.written, weights)
+        self.written += n_frames
+
+
+def weights_of(stack):
+    """``(M, N, N)`` uint8 weights (1 = valid) of a FrameStack; no copy when valid is bool."""
+    valid = stack.valid_stack
+    if valid.dtype == np.bool_:
+        return valid.view(np.uint8)
+    return (valid != 0).view(np.uint8)
+
+
+def encode_share(parts, codec, frames_per_chunk, repeated=None, stream=None):
+    """:class:`Share` of consecutive FrameStacks, encoded part by part when the codec allows.
+
+    Chunks of ``K`` frames are encoded as soon as a part completes them; the frames of a
+    part beyond its last whole chunk wait for the next part (copied), the last chunk of
+    the share may be short.
+
+    Parameters
+    ----------
+    parts : iterable of FrameStack
+    codec : Codec or None
+    frames_per_chunk : callable
+        ``K`` from the bytes of one prepared frame.
+    repeated : RepeatedChunks, optional
+        Kept by the writer across shares (a static mask's weights encoded once).
+    stream : ChunkStream, optional
+        Write every encoded batch into the file right away instead of keeping it.
+    """
+    pieces, sizes, data, weights, positions, indices = [], [], [], [], [], []
+    modes = None                         # how to write each byte plane: from the first part
+    k, held = 1, None                    # frames per chunk; frames waiting for a chunk
+    part_codec = None
+
+    def encode(stacks):
+        more, chunk_sizes = cw.encode_pieces(stacks, part_codec, modes, k, repeated)
+        if stream is None:
+            pieces.extend(more)
+            sizes.append(chunk_sizes)
+        else:
+            stream.write(cw.join_pieces(more), chunk_sizes, len(stacks[0]), stacks[0].dtype,
+                         stacks[0].shape[1:], k)
+
+    for part in parts:
+        part_codec = codec if cw.frames_encodable(codec, part.data.shape) else None
+        stacks = [part.data, weights_of(part)]
+        if part_codec is None:
+            data.append(stacks[0])
+            weights.append(stacks[1])
+        elif len(part):
+            if modes is None:
+                modes = [part_codec.plane_modes(s) for s in stacks]
+                k = frames_per_chunk(part.data[0].nbytes)
+            if held is not None:
+                stacks = [np.concatenate([h, s]) for h, s in zip(held, stacks)]
+            whole = len(stacks[0]) // k * k
+            if whole:
+                encode([s[:whole] for s in stacks])
+            held = [s[whole:].copy() for s in stacks] if whole < len(stacks[0]) else None
+        positions.append(part.positions)
+        indices.append(part.indices)
+    if held is not None:
+        encode(held)
+    share = Share(part.data.dtype, tuple(part.data.shape[1:]), np.concatenate(positions),
+                  np.concatenate(indices), part_codec, frames_per_chunk=k,
+                  streamed=stream is not None and stream.group is not None)
+    if part_codec is None:
+        share.data, share.weights = np.concatenate(data), np.concatenate(weights)
+    elif sizes:
+        share.buf, share.sizes = cw.join_pieces(pieces), np.concatenate(sizes)
+    return share
