@@ -189,11 +189,19 @@ def plane_modes(frames, planes=None, max_frames=4):
         elements = np.ascontiguousarray(frames[i]).reshape(-1).view(np.uint8).reshape(-1, size)
         if len(elements) <= per_frame:
             rows.append(elements)
-            continue
-        # run starts at k·φ mod 1 of the frame: even coverage that no row length can alias
-        starts = (np.arange(per_frame // _RUN) * _GOLDEN % 1.0 * (len(elements) - _RUN))
-        rows.append(elements[(starts.astype(np.intp)[:, None] + np.arange(_RUN)).ravel()])
-    return _sample_modes(np.concatenate(rows).T)
+        else:
+            rows.append(np.take(elements, _sample_index(len(elements), per_frame), axis=0))
+    return _sample_modes(np.ascontiguousarray(np.concatenate(rows).T))
+
+
+@functools.lru_cache(maxsize=16)
+def _sample_index(n_elements, per_frame):
+    """Elements :func:`plane_modes` samples of a frame: runs of :data:`_RUN` neighbours
+    starting at k·φ mod 1 of the frame (even coverage that no row length can alias)."""
+    starts = (np.arange(per_frame // _RUN) * _GOLDEN % 1.0 * (n_elements - _RUN))
+    index = (starts.astype(np.intp)[:, None] + np.arange(_RUN)).ravel()
+    index.flags.writeable = False
+    return index
 
 
 def _all_zero(plane):

@@ -424,6 +424,20 @@ def test_repeated_frame_is_encoded_once_across_calls(monkeypatch):
     assert len(calls) == 2 and (got[:, 3, 4] == 0).all() and got.sum() == 4 * 255
 
 
+@pytest.mark.parametrize("save", ["append", "link"])
+def test_a_share_failing_between_batches_leaves_no_file(tmp_path, save):
+    """The frames streamed so far are not left where a reader would take them for data."""
+    def parts():
+        yield stack_of(0, 4)
+        raise RuntimeError("source died")
+
+    writer = PtydWriter(tmp_path / "f.ptyd", meta(num_frames=8), {}, SerialComm(), save=save)
+    with pytest.raises(RuntimeError, match="source died"):
+        writer.write_share(0, parts(), np.array([8]))
+    writer.abandon()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_write_encoded_refuses_a_mismatched_dataset(tmp_path):
     frames = frames_of(np.uint16, (2, 4, 4))
     with h5py.File(tmp_path / "f.h5", "w") as f:

@@ -290,6 +290,7 @@ def encode_pieces(stacks, codec, modes=None, frames_per_chunk=1, repeated_chunks
     if modes is None:
         modes = [codec.plane_modes(s) if m else None for s in stacks]
     cache = repeated_chunks if repeated_chunks is not None else RepeatedChunks()
+    reused = {}                                  # stack → its repeated chunk, found once a call
     for i in range(n_chunks):
         for j, stack in enumerate(stacks):
             frames = stack[i * k:(i + 1) * k]
@@ -299,11 +300,14 @@ def encode_pieces(stacks, codec, modes=None, frames_per_chunk=1, repeated_chunks
                 enc = codec.encode_parts(frames, modes[j])
             elif not repeated[j]:
                 enc = codec.encode_parts(frames, modes[j])
+            elif j in reused:
+                enc = reused[j]
             else:
                 enc = cache.get(j, frames[0], k, modes[j])
                 if enc is None:
                     enc = codec.encode_parts(frames, modes[j])
                     cache.put(j, frames[0], k, modes[j], enc)
+                reused[j] = enc
             pieces += enc
             sizes[i, j] = sum(memoryview(p).nbytes for p in enc)
     return pieces, sizes
