@@ -14,6 +14,7 @@ from ptyprep.comm import SerialComm
 from ptyprep.layout import ptyd as L
 from ptyprep.stack import FrameStack
 from ptyprep.writers import chunkwrite as cw
+from ptyprep.writers import shuffle as sh
 from ptyprep.writers.ptyd import PtydWriter, read_ptyd
 from ptyprep.writers.ptyd_publish import write_part
 
@@ -67,17 +68,17 @@ def test_shuffle_is_hdf5_byte_transpose_and_simd_equals_numpy(dtype, n):
     size = x.dtype.itemsize
     raw = x.view(np.uint8)
     expected = np.array([raw[i * size + b] for b in range(size) for i in range(n)], np.uint8)
-    np.testing.assert_array_equal(cw.shuffle_bytes(raw, size), expected)
+    np.testing.assert_array_equal(sh.shuffle_bytes(raw, size), expected)
     if size > 1:
-        np.testing.assert_array_equal(cw.shuffle_frame(x), expected)
-    np.testing.assert_array_equal(cw.unshuffle_bytes(expected, size), raw)
+        np.testing.assert_array_equal(sh.shuffle_frame(x), expected)
+    np.testing.assert_array_equal(sh.unshuffle_bytes(expected, size), raw)
 
 
 def test_numpy_shuffle_used_without_bitshuffle(monkeypatch):
     x = frames_of(np.uint32, (5, 9))
-    with_simd = cw.shuffle_frame(x)
-    monkeypatch.setattr(cw, "simd_byte_transpose", None)
-    np.testing.assert_array_equal(cw.shuffle_frame(x), with_simd)
+    with_simd = sh.shuffle_frame(x)
+    monkeypatch.setattr(sh, "simd_byte_transpose", None)
+    np.testing.assert_array_equal(sh.shuffle_frame(x), with_simd)
 
 
 # --------------------------------------------------------------------------- chunks vs HDF5
@@ -112,7 +113,7 @@ def test_direct_file_equals_h5py_gzip_file(tmp_path, dtype):
 
             def decoded(chunk):
                 raw = np.frombuffer(zlib.decompress(chunk), np.uint8)
-                return cw.unshuffle_bytes(raw, size).tobytes()
+                return sh.unshuffle_bytes(raw, size).tobytes()
 
             assert decoded(ours) == decoded(theirs) == frames[i].tobytes()
 
@@ -142,7 +143,7 @@ def test_zlib_fallback_without_isal_gives_a_readable_file(tmp_path, monkeypatch)
     monkeypatch.setattr(compression, "isal_zlib", None)
     assert compression.deflate_backend() == "zlib"
     quiet = np.random.default_rng(0).poisson(0.5, (3, 64, 64)).astype(np.uint32)
-    raw = cw.shuffle_frame(quiet[0])
+    raw = sh.shuffle_frame(quiet[0])
     assert cw.Codec(1, True).encode(quiet[0]) == zlib.compress(raw, 1)     # no plane stored
     for frames in (quiet, photon_frames(3, 64), noisy_low_byte((3, 200, 200))):
         write_direct(tmp_path / "zlib.h5", frames)
@@ -180,7 +181,7 @@ def test_noise_planes_are_stored_blocks_of_one_zlib_stream(monkeypatch, isal, sh
     elif compression.isal_zlib is None:
         pytest.skip("isal not installed")
     frame = noisy_low_byte(shape)
-    raw = cw.shuffle_frame(frame)
+    raw = sh.shuffle_frame(frame)
     n = frame.size
     assert compression.plane_entropy(raw.reshape(4, -1))[0] >= compression.STORE_ENTROPY_BITS
     enc = cw.Codec(1, True).encode(frame)
@@ -192,7 +193,7 @@ def test_noise_planes_are_stored_blocks_of_one_zlib_stream(monkeypatch, isal, sh
 
 def test_small_planes_are_always_deflated():
     frame = noisy_low_byte((31, 256))                   # planes of 7936 bytes < MIN_PLANE
-    raw = cw.shuffle_frame(frame)
+    raw = sh.shuffle_frame(frame)
     assert compression.plane_entropy(raw.reshape(4, -1))[0] >= compression.STORE_ENTROPY_BITS
     assert cw.Codec(1, True).encode(frame) == compression._compress(raw, 1)
 
@@ -202,7 +203,7 @@ def test_stored_and_deflated_planes_interleave():
     # uint64: planes 1 and 3 noise, the others nearly constant → runs deflate/stored/deflate/...
     lo = rng.integers(0, 256, 40000).astype(np.uint64)
     frame = (lo << np.uint64(8)) | (lo << np.uint64(24)) | np.uint64(7)
-    raw = cw.shuffle_frame(frame.reshape(200, 200))
+    raw = sh.shuffle_frame(frame.reshape(200, 200))
     enc = cw.Codec(1, True).encode(frame.reshape(200, 200))
     assert zlib.decompress(enc) == raw.tobytes()
     assert raw[40000:80000].tobytes() in enc and raw[120000:160000].tobytes() in enc
@@ -215,7 +216,7 @@ def test_zero_planes_are_one_ready_made_block(monkeypatch, isal):
     elif compression.isal_zlib is None:
         pytest.skip("isal not installed")
     frame = noisy_low_byte((256, 300))                  # < 65536: planes 2 and 3 are zeros
-    raw = cw.shuffle_frame(frame)
+    raw = sh.shuffle_frame(frame)
     enc = cw.Codec(1, True).encode(frame)
     assert zlib.decompress(enc) == raw.tobytes()
     zeros = compression._zero_run(2 * frame.size, 1, compression.deflate_backend())
@@ -225,7 +226,7 @@ def test_zero_planes_are_one_ready_made_block(monkeypatch, isal):
 def test_a_zero_mode_plane_that_is_not_zero_is_deflated():
     frame = noisy_low_byte((200, 200))
     frame[7, 9] = 0x01020304                            # planes 2 and 3 are no longer all zero
-    raw = cw.shuffle_frame(frame)
+    raw = sh.shuffle_frame(frame)
     modes = [compression.STORED, compression.DEFLATED, compression.ZERO, compression.ZERO]
     assert zlib.decompress(cw.Codec(1, True).encode(frame, modes)) == raw.tobytes()
     with pytest.raises(ValueError, match="3 plane modes for 4 planes"):
@@ -285,7 +286,7 @@ def test_files_with_stored_planes_read_back_with_plain_h5py(tmp_path, dtype):
 def test_isal_stream_is_a_standard_zlib_stream():
     if compression.isal_zlib is None:
         pytest.skip("isal not installed")
-    data = cw.shuffle_frame(photon_frames(1, 64)[0])
+    data = sh.shuffle_frame(photon_frames(1, 64)[0])
     assert compression.deflate_backend() == "isal"
     assert zlib.decompress(compression.deflate(data, 1)) == data.tobytes()
 
@@ -328,7 +329,7 @@ def test_broadcast_stack_is_encoded_once_and_interleaved():
                                        cw.Codec(1, True))
     for i in range(4):
         raw = np.frombuffer(zlib.decompress(enc_data.chunk(i)), np.uint8)
-        assert cw.unshuffle_bytes(raw, 4).tobytes() == data[i].tobytes()
+        assert sh.unshuffle_bytes(raw, 4).tobytes() == data[i].tobytes()
         assert zlib.decompress(enc_w.chunk(i)) == weights[i].tobytes()
 
 
@@ -371,7 +372,7 @@ def test_chunk_of_k_frames_is_hdf5s_own_chunk():
     frames = photon_frames(4, 32)
     chunk = cw.encode_frames(frames, cw.Codec(1, True), 4).chunk(0)
     raw = np.frombuffer(zlib.decompress(chunk), np.uint8)
-    assert cw.unshuffle_bytes(raw, 4).tobytes() == frames.tobytes()
+    assert sh.unshuffle_bytes(raw, 4).tobytes() == frames.tobytes()
 
 
 def test_write_encoded_refuses_a_start_inside_a_chunk(tmp_path):

@@ -24,7 +24,7 @@ import h5py
 import hdf5plugin  # noqa: F401  registers the bitshuffle/LZ4, Blosc2, ... filters
 import numpy as np
 
-from ..chunkread import roi_reader
+from ..chunkread import read_hyperslab, roi_reader
 from ..errors import RecipeError, SourceError
 from ..source import ScanMeta, ScanSource
 from ._common import (LENGTH_UNITS, H5Files, check_number, check_positions, check_scan_options,
@@ -70,18 +70,6 @@ class _Segments:
                 pos += end - g0
                 g0 = end
         return out
-
-
-def read_hyperslab(dset, start, out):
-    """Read the block of ``dset`` at ``start`` with the shape of ``out`` into ``out``.
-
-    HDF5's hyperslab read without h5py's selection objects (``read_direct`` spends
-    ~10 µs per call building them).  ``out`` must be C-contiguous; HDF5 converts
-    the dtype if it differs.
-    """
-    space = dset.id.get_space()
-    space.select_hyperslab(tuple(start), out.shape)
-    dset.id.read(h5py.h5s.create_simple(out.shape), space, out)
 
 
 class HDF5Source(ScanSource):
