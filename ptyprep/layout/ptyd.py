@@ -7,6 +7,7 @@ groups ``'dict'``, arrays ``'array'``, 0-d numbers ``'scalar'``, 0-d strings
 type ``'None'``.
 """
 
+import functools
 import json
 
 import h5py
@@ -43,8 +44,24 @@ CONVENTIONS = (
 
 
 def set_type(node, kind):
-    """Mark ``node`` with h5rw's ``type`` attribute."""
-    node.attrs[TYPE] = kind
+    """Mark ``node`` with h5rw's ``type`` attribute: a scalar variable-length UTF-8 string,
+    what ``node.attrs["type"] = kind`` writes (made with h5py's low-level API, which skips
+    the high-level checks: every chunk group carries five of these)."""
+    oid, name = node.id, TYPE.encode()
+    if h5py.h5a.exists(oid, name):
+        h5py.h5a.delete(oid, name)
+    attr = h5py.h5a.create(oid, name, _vlen_str_type(), _scalar_space())
+    attr.write(np.array(kind, dtype=h5py.string_dtype()))
+
+
+@functools.lru_cache(maxsize=1)
+def _vlen_str_type():
+    return h5py.h5t.py_create(h5py.string_dtype(), logical=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _scalar_space():
+    return h5py.h5s.create(h5py.h5s.SCALAR)
 
 
 def dict_group(parent, name):

@@ -351,6 +351,12 @@ def write_encoded(dset, start, encoded):
         raise ValueError(f"dataset {dset.name} ({dset.dtype}, chunks {dset.chunks}) does not "
                          f"match the encoded frames ({encoded.dtype}, {encoded.shape}, {k} a "
                          f"chunk, from frame {start})")
+    write_chunks(dset, start, encoded)
+
+
+def write_chunks(dset, start, encoded):
+    """:func:`write_encoded` without its checks (for a dataset made for ``encoded``)."""
+    k = encoded.frames_per_chunk
     zeros = (0,) * (len(encoded.shape) - 1)
     write = dset.id.write_direct_chunk
     buf = encoded.buf

@@ -85,14 +85,17 @@ class ChunkStream:
 
     def write(self, buf, sizes, n_frames, dtype, frame_shape, frames_per_chunk):
         """Write the next ``n_frames`` frames: ``buf``/``sizes`` as from ``encode_stacks``."""
+        data, weights = cw.split_encoded(buf, sizes, [frame_shape] * 2, [dtype, np.uint8],
+                                         self.codec, n_frames, frames_per_chunk)
         if self.group is None:
             self.group = self.open_group()
             self.data, self.weights = L.create_frame_datasets(
                 self.group, self.n_frames, frame_shape, dtype, self.filters, frames_per_chunk)
-        data, weights = cw.split_encoded(buf, sizes, [frame_shape] * 2, [dtype, np.uint8],
-                                         self.codec, n_frames, frames_per_chunk)
-        cw.write_encoded(self.data, self.written, data)
-        cw.write_encoded(self.weights, self.written, weights)
+            cw.write_encoded(self.data, self.written, data)       # checked once
+            cw.write_encoded(self.weights, self.written, weights)
+        else:
+            cw.write_chunks(self.data, self.written, data)
+            cw.write_chunks(self.weights, self.written, weights)
         self.written += n_frames
 
 
