@@ -225,7 +225,7 @@ def prepare_mpi(raw, out, rebin, save="append", ranks=2, repeat=2):
 
 #: Rounds of (plain read, rebin 1, rebin 2) of the contract, interleaved so that both sides
 #: of each ratio see the same state of a shared host; the best of each is kept.
-CONTRACT_ROUNDS = 3
+CONTRACT_ROUNDS = 5
 
 
 def contract_times(raw, tmp, frames, rounds):

@@ -8,7 +8,8 @@
 
 The time of a run (best of 3, each ``PASSES`` passes over the frames) is from a barrier
 after the setup to a barrier after the work; 1 and 2 ranks are launched alternately
-``ROUNDS`` times each and the best run of each counts; the speed-up is time(1 rank) / time(2 ranks) for the same total number of frames.
+``ROUNDS`` times each (``ROUNDS_SHORT`` for the short bitshuffle runs) and the best run of
+each counts; the speed-up is time(1 rank) / time(2 ranks) for the same total number of frames.
 
     python benchmarks/bench_scaling.py [--frames 256] [--json-out FILE]
     (internally: mpiexec -n N python bench_scaling.py --worker CASE ...)
@@ -28,7 +29,8 @@ import numpy as np
 
 CASES = ("integrate", "bslz4", "bslz4_h5py")
 PASSES = 4          # passes over the frames per timed run (longer runs, steadier numbers)
-ROUNDS = 2          # launches of each rank count, alternating
+ROUNDS = 2          # launches of each rank count, alternating (integration: ~10 s a launch)
+ROUNDS_SHORT = 3    # the same for the bitshuffle cases (~1 s of work a launch: more noise)
 
 
 def _share(n, rank, size):
@@ -119,7 +121,7 @@ def run(frames=256, int_frames=128, folder=None):
             # alternate 1, 2, 1, 2 ranks and keep the best of each: a slow spell of the
             # (shared) machine then hits both sides instead of one
             t1 = t2 = np.inf
-            for _ in range(ROUNDS):
+            for _ in range(ROUNDS if case == "integrate" else ROUNDS_SHORT):
                 t1 = min(t1, launch(1, case, n, path))
                 t2 = min(t2, launch(2, case, n, path))
             out["cases"][case] = {"frames": n * PASSES, "t1_s": t1, "t2_s": t2,

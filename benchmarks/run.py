@@ -23,7 +23,7 @@ KEYS = ("integrate_vs_pyfai_csr", "integrate_vs_pyfai_best", "integrate_maxrel_v
 
 #: (script, arguments in --quick mode, arguments otherwise)
 CASES = {
-    "integrate": ("bench_integrate.py", ["--frames", "16", "--repeat", "2"],
+    "integrate": ("bench_integrate.py", ["--frames", "16", "--repeat", "3"],
                   ["--frames", "32", "--repeat", "3"]),
     "ptycho": ("bench_ptycho.py", ["--frames", "2000", "--repeat", "1", "--no-extra"],
                ["--frames", "2000", "--repeat", "2"]),
