@@ -467,6 +467,15 @@ def meta(size=24, num_frames=12):
             "psize": (75e-6,) * 2, "energy": 8.0, "distance": 5.0}
 
 
+def creation_properties(group):
+    """What a reader could tell apart between two chunk groups' datasets, but their length."""
+    return {name: (d.dtype, d.chunks, d.compression, d.compression_opts, d.shuffle, d.fillvalue,
+                   d.id.get_create_plist().get_obj_track_times(),
+                   d.id.get_create_plist().get_fill_time(), d.id.get_create_plist().get_layout(),
+                   dict(d.attrs))
+            for name, d in group.items()}
+
+
 @pytest.mark.parametrize("save", ["append", "merge", "link"])
 @pytest.mark.parametrize("comp", ["gzip", "none", "lzf"])
 @pytest.mark.parametrize("static_valid", [False, True])
@@ -486,14 +495,21 @@ def test_ptyd_writer_round_trips_every_mode(tmp_path, save, comp, static_valid):
                                   np.concatenate([s.positions for s in stacks]))
     assert got["data"].dtype == np.uint32
     with h5py.File(tmp_path / "s.ptyd") as f:
-        chunk = f["chunks/0"]
-        assert chunk["weights"].dtype == np.uint8
-        # encoded frames: 4 a chunk (5 frames: the last chunk short); merge appends at any
-        # offset and HDF5's own filters (lzf) keep one frame a chunk
-        assert chunk["data"].chunks == (4 if comp != "lzf" and save != "merge" else 1, 24, 24)
-        if comp == "gzip":
-            assert chunk["data"].compression == "gzip" and chunk["data"].shuffle
-            assert chunk["data"].compression_opts == 1
+        # the last chunk's datasets reuse the creation properties of the first's (create_like)
+        for name in ("0",) if save == "merge" else sorted(f["chunks"], key=int):
+            chunk = f["chunks"][name]
+            assert chunk["weights"].dtype == np.uint8
+            # encoded frames: 4 a chunk (5 or 7 frames: the last chunk short); merge appends
+            # at any offset and HDF5's own filters (lzf) keep one frame a chunk
+            assert chunk["data"].chunks == (4 if comp != "lzf" and save != "merge" else 1, 24, 24)
+            assert chunk["positions"].dtype == np.float64 and chunk["indices"].dtype == np.int64
+            if comp == "gzip":
+                assert chunk["data"].compression == "gzip" and chunk["data"].shuffle
+                assert chunk["data"].compression_opts == 1
+        if save != "merge":
+            names = sorted(f["chunks"], key=int)
+            assert creation_properties(f["chunks"][names[-1]]) == \
+                creation_properties(f["chunks"][names[0]])
 
 
 def test_merge_append_of_plain_arrays_encodes_for_the_dataset(tmp_path):

@@ -206,8 +206,9 @@ def create_frame_datasets(group, n_frames, frame_shape, dtype, filters, frames_p
 
 def write_positions(group, positions, indices):
     """``positions`` (M, 2) and ``indices`` (M,) of a chunk group, typed."""
-    set_type(group.create_dataset(POSITIONS, data=positions), "array")
-    set_type(group.create_dataset(INDICES, data=indices), "arraylist")
+    for name, array, kind in ((POSITIONS, positions, "array"), (INDICES, indices, "arraylist")):
+        array = np.asarray(array)
+        set_type(cw.create_like(group, name, array.shape, array.dtype, data=array), kind)
 
 
 def append_chunk_arrays(group, data, weights, positions, indices):
