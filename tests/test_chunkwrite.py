@@ -512,6 +512,26 @@ def test_ptyd_writer_round_trips_every_mode(tmp_path, save, comp, static_valid):
                 creation_properties(f["chunks"][names[0]])
 
 
+def test_creation_properties_do_not_travel_between_files(tmp_path, monkeypatch):
+    """Link-mode parts (HDF5's 1.8 format) and an append-mode master (latest format) written in
+    one process get the same dataset properties as when each is written alone."""
+    def write(save, name):
+        writer = PtydWriter(tmp_path / name, meta(), {}, SerialComm(), save=save)
+        writer.write_share(0, stack_of(0, 5), np.array([5]))
+        writer.write_share(1, stack_of(5, 7), np.array([7]))
+        writer.close()
+        with h5py.File(tmp_path / name) as f:
+            return {(k, n): creation_properties(g)[n] for k, g in f["chunks"].items() for n in g}
+
+    alone = {}
+    for save in ("link", "append"):
+        monkeypatch.setattr(cw, "_CREATE_PLISTS", {})
+        alone[save] = write(save, f"alone_{save}.ptyd")
+    monkeypatch.setattr(cw, "_CREATE_PLISTS", {})
+    for k, save in enumerate(("link", "append", "link", "append")):
+        assert write(save, f"after_{k}_{save}.ptyd") == alone[save], save
+
+
 def test_merge_append_of_plain_arrays_encodes_for_the_dataset(tmp_path):
     """append_chunk_arrays given arrays writes direct chunks only where the filters allow."""
     import hdf5plugin
