@@ -350,13 +350,12 @@ def create_like(group, name, shape, dtype, data=None, **kwargs):
     import h5py
 
     dtype = np.dtype(dtype)
-    # kept for one open file at a time: bounded (link mode opens a file per part), and a
-    # property list never serves a file of another format version (link-mode parts: 1.8)
-    fid = h5py.h5i.get_file_id(group.id)
-    file_key = (fid.fileno, fid.get_access_plist().get_libver_bounds())
-    if _CREATE_PLISTS.get("file") != file_key:
+    # kept for one open file at a time (HDF5 numbers every file it opens, never twice):
+    # bounded (link mode opens a file per part), and a property list never serves a file of
+    # another format version (link-mode parts: 1.8)
+    if _CREATE_PLISTS.get("file") != group.id.fileno:
         _CREATE_PLISTS.clear()
-        _CREATE_PLISTS["file"] = file_key
+        _CREATE_PLISTS["file"] = group.id.fileno
     key = (tuple(shape[1:]), dtype.str, tuple(sorted(kwargs.items())))
     try:
         hash(key)
