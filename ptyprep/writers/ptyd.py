@@ -162,7 +162,7 @@ class PtydWriter:
                                  lambda nbytes: self._frames_per_chunk(nbytes, counts),
                                  self._repeated, stream)
         except BaseException:
-            if stream is not None and self.save == "link" and stream.group is not None:
+            if stream is not None and self.save == "link" and stream.started:
                 path = stream.group.filename
                 stream.group.close()                   # the part file being written
                 Path(path).unlink(missing_ok=True)
@@ -247,11 +247,9 @@ class PtydWriter:
 
     def _write_master(self, chunk, arrays, stream=None):
         chunks = self._h5[L.CHUNKS]
-        if stream is not None and stream.group is not None:    # rank 0's share is written
+        if stream is not None and stream.started:    # rank 0's share is in the file already
             data, weights, positions, indices = arrays
-            cw.write_encoded(stream.data, stream.written, data)
-            cw.write_encoded(stream.weights, stream.written, weights)
-            L.write_positions(stream.group, positions, indices)
+            stream.finish(positions, indices, data, weights)
         elif self.save == "merge":
             if "0" in chunks:
                 L.append_chunk_arrays(chunks["0"], *arrays)
@@ -275,9 +273,9 @@ class PtydWriter:
             name = part_name(self.path, mine, self.part_format)
             target = self.path.parent / name
             tmp = target.with_name(name + ".tmp")
-            if stream is not None and stream.group is not None:   # frames already written
-                with stream.group as part:
-                    L.write_positions(part, share.positions, share.indices)
+            if stream is not None and stream.started:   # frames already written
+                with stream.group:
+                    stream.finish(share.positions, share.indices)
             else:
                 with h5py.File(tmp, "w") as part:
                     L.write_chunk_arrays(part, *share.arrays(), self.filters)

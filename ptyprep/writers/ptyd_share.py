@@ -98,6 +98,20 @@ class ChunkStream:
             cw.write_chunks(self.weights, self.written, weights)
         self.written += n_frames
 
+    @property
+    def started(self):
+        """True once the first batch is in the file."""
+        return self.group is not None
+
+    def finish(self, positions, indices, data=None, weights=None):
+        """The group's ``positions`` and ``indices``, after the frames encoded elsewhere
+        (other ranks' :class:`~ptyprep.writers.chunkwrite.EncodedFrames`), if any."""
+        if data is not None:
+            cw.write_encoded(self.data, self.written, data)
+            cw.write_encoded(self.weights, self.written, weights)
+            self.written += len(data)
+        L.write_positions(self.group, positions, indices)
+
 
 def weights_of(stack):
     """``(M, N, N)`` uint8 weights (1 = valid) of a FrameStack; no copy when valid is bool."""
@@ -161,7 +175,7 @@ def encode_share(parts, codec, frames_per_chunk, repeated=None, stream=None):
         encode(held)
     share = Share(part.data.dtype, tuple(part.data.shape[1:]), np.concatenate(positions),
                   np.concatenate(indices), part_codec, frames_per_chunk=k,
-                  streamed=stream is not None and stream.group is not None)
+                  streamed=stream is not None and stream.started)
     if part_codec is None:
         share.data, share.weights = np.concatenate(data), np.concatenate(weights)
     elif sizes:
