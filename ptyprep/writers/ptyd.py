@@ -123,6 +123,7 @@ class PtydWriter:
         self.frames_written = 0
         self._repeated = cw.RepeatedChunks()    # a static mask's weights: encoded once
         self._h5 = None
+        self._chunks_group = self._chunks_of = None
         self._open()
 
     def _open(self):
@@ -135,6 +136,14 @@ class PtydWriter:
             L.dict_group(self._h5, L.CHUNKS)
             self._h5.flush()
         self.comm.barrier()
+
+    @property
+    def _chunks(self):
+        """The master's ``chunks/`` group, looked up once per opening of the master."""
+        if self._chunks_of is not self._h5:
+            self._chunks_group = h5py.Group(h5py.h5g.open(self._h5.id, L.CHUNKS.encode()))
+            self._chunks_of = self._h5
+        return self._chunks_group
 
     def write_share(self, chunk, stack, counts):
         """Write this rank's share of chunk number ``chunk``.
@@ -191,11 +200,15 @@ class PtydWriter:
             number = part_numbers([counts], self.next_part)[0][self.comm.rank]
             name = part_name(self.path, number, self.part_format)
             tmp = self.path.parent / (name + ".tmp")
-            return ChunkStream(lambda: h5py.File(tmp, "w"), counts[self.comm.rank],
-                               self.filters, self.codec)
+            def new_part(*shape_and_filters):
+                part = h5py.File(tmp, "w")
+                return (part,) + L.create_frame_datasets(part, *shape_and_filters)
+
+            return ChunkStream(new_part, counts[self.comm.rank], self.filters, self.codec)
         if self.comm.rank == 0:
-            return ChunkStream(lambda: self._h5[L.CHUNKS].create_group(L.chunk_name(chunk)),
-                               int(np.sum(counts)), self.filters, self.codec)
+            return ChunkStream(lambda *shape_and_filters: L.create_chunk_group(
+                self._chunks, L.chunk_name(chunk), *shape_and_filters),
+                int(np.sum(counts)), self.filters, self.codec)
         return None
 
     def _gather(self, share):
@@ -246,7 +259,7 @@ class PtydWriter:
         return data, weights, positions, indices
 
     def _write_master(self, chunk, arrays, stream=None):
-        chunks = self._h5[L.CHUNKS]
+        chunks = self._chunks
         if stream is not None and stream.started:    # rank 0's share is in the file already
             data, weights, positions, indices = arrays
             stream.finish(positions, indices, data, weights)
@@ -283,7 +296,7 @@ class PtydWriter:
             self.parts_written.append(target)
         if self.comm.rank == 0:
             for part in numbers[numbers >= 0]:
-                self._h5[L.CHUNKS][L.chunk_name(part)] = h5py.ExternalLink(
+                self._chunks[L.chunk_name(part)] = h5py.ExternalLink(
                     part_name(self.path, part, self.part_format), "/")
             self._h5.flush()
 

@@ -66,9 +66,11 @@ class ChunkStream:
 
     Parameters
     ----------
-    open_group : callable
-        Returns the h5py group to write into (a new ``chunks/<k>`` group, or a part
-        file's root); called once, on the first batch.
+    new_group : callable
+        ``new_group(n_frames, frame_shape, dtype, filters, frames_per_chunk)`` returns
+        ``(group, data, weights)``: the group to write into (a new ``chunks/<k>`` group,
+        or a part file's root) with its empty frame datasets; called once, on the first
+        batch.
     n_frames : int
         Frames the datasets hold (this share, or the whole chunk group).
     filters : dict
@@ -77,8 +79,8 @@ class ChunkStream:
         What the batches were encoded with (:func:`~ptyprep.writers.chunkwrite.chunk_codec`).
     """
 
-    def __init__(self, open_group, n_frames, filters, codec):
-        self.open_group, self.n_frames = open_group, int(n_frames)
+    def __init__(self, new_group, n_frames, filters, codec):
+        self.new_group, self.n_frames = new_group, int(n_frames)
         self.filters, self.codec = filters, codec
         self.group = self.data = self.weights = None
         self.written = 0
@@ -88,14 +90,11 @@ class ChunkStream:
         data, weights = cw.split_encoded(buf, sizes, [frame_shape] * 2, [dtype, np.uint8],
                                          self.codec, n_frames, frames_per_chunk)
         if self.group is None:
-            self.group = self.open_group()
-            self.data, self.weights = L.create_frame_datasets(
-                self.group, self.n_frames, frame_shape, dtype, self.filters, frames_per_chunk)
-            cw.write_encoded(self.data, self.written, data)       # checked once
-            cw.write_encoded(self.weights, self.written, weights)
-        else:
-            cw.write_chunks(self.data, self.written, data)
-            cw.write_chunks(self.weights, self.written, weights)
+            # made for these frames (dtype, shape, K, filters): no checks needed
+            self.group, self.data, self.weights = self.new_group(
+                self.n_frames, frame_shape, dtype, self.filters, frames_per_chunk)
+        cw.write_chunks(self.data, self.written, data)
+        cw.write_chunks(self.weights, self.written, weights)
         self.written += n_frames
 
     @property
