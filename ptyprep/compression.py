@@ -181,7 +181,8 @@ def plane_modes(frames, planes=None, max_frames=4):
     size = frames.dtype.itemsize if planes is None else planes
     if len(frames) == 0:
         return (DEFLATED,) * size
-    n_picks = min(len(frames), max_frames)          # evenly spread, first and last included
+    # evenly spread, first and last included; a stack repeating one frame: that frame
+    n_picks = 1 if frames.strides[0] == 0 else min(len(frames), max_frames)
     picks = sorted({i * (len(frames) - 1) // max(1, n_picks - 1) for i in range(n_picks)})
     per_frame = _STACK_SAMPLE_BYTES // len(picks)
     rows = []

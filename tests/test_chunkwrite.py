@@ -247,6 +247,10 @@ def test_plane_modes_of_a_stack():
     assert list(cw.Codec(1, True).plane_modes(ones)) == [compression.DEFLATED]
     assert list(cw.Codec(None, True).plane_modes(stack) or []) == []
     assert list(compression.plane_modes(stack[:0])) == [compression.DEFLATED] * 4
+    # a stack repeating one frame is sampled as that frame alone, for any length
+    noisy = np.broadcast_to(stack[2], (7,) + stack.shape[1:])
+    assert compression.plane_modes(noisy) == compression.plane_modes(stack[2:3])
+    assert compression.plane_modes(stack[2:3])[0] == compression.STORED
 
 
 def test_plane_modes_sample_the_whole_frame_whatever_its_width():
