@@ -57,6 +57,17 @@ def best_of_interleaved(fns, repeat):
     return {name: min(t) for name, t in times.items()}
 
 
+def noise_frames(n, shape, seed=0, distinct=4, mean=50.0, dtype=np.uint32):
+    """``(n, H, W)`` frames of Poisson noise: ``distinct`` independent frames repeated.
+
+    Every frame is its own memory, so a product over the stack reads all of it; only the
+    random draws are shared (32 independent Eiger 1M frames take ~3 s to draw).
+    """
+    distinct = max(1, min(n, distinct))
+    base = np.random.default_rng(seed).poisson(mean, (distinct, *shape)).astype(dtype)
+    return np.resize(base, (n, *shape))
+
+
 def diffraction_frames(n_distinct, shape, seed=0, peak=2000.0, width=30.0, background=0.05,
                        dtype=np.uint32):
     """``(n_distinct, H, W)`` Poisson far-field-like frames: a bright centre, sparse tails."""

@@ -39,8 +39,7 @@ def measure(name, frames_n=32, repeat=3, bins=BINS):
 
     shape = DETECTORS[name]
     ai, valid = geometry(shape)
-    rng = np.random.default_rng(0)
-    frames = rng.poisson(50, (frames_n, *shape)).astype(np.uint32)
+    frames = C.noise_frames(frames_n, shape)
     rows = []
     for nq, nphi in bins:
         step = QMAX / nq
