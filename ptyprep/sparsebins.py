@@ -1,24 +1,41 @@
-"""A sparse bins × pixels matrix applied to stacks of frames, rows in the order that runs fastest.
+"""A sparse bins × pixels matrix applied to stacks of frames, in the order that runs fastest.
 
 Pure numpy/scipy: :mod:`ptyprep.integrate` builds the matrix from pyFAI's geometry and hands
-it here. The result of :meth:`BinMatrix.apply` is bit-identical to ``mat @ frame`` per frame
-in the caller's bin order: only the order in which the rows are *evaluated* changes.
+it here. :meth:`BinMatrix.apply` returns ``mat @ frame`` per frame in the caller's bin order;
+only the order in which the products are *evaluated* changes.
 
-Why reorder the rows: scipy's CSR product walks one row at a time, its inner loop running
-over the row's non-zeros. With many short rows (a 500 × 180 q-φ map of an Eiger 1M has
-90 000 rows of 2–46 pixels) the end of every row is a mispredicted branch unless rows of
-equal length come one after another, and the gathers from the frame hit the cache better
-when rows of similar pixels follow each other. Rows sorted by (length, mean pixel index)
-measured 20–25 % less time per frame than pyFAI's (q, χ) order on this machine
-(``benchmarks/bench_integrate.py``).
+Two orders matter on a CPU:
+
+* **Rows.** scipy's CSR product walks one row at a time, its inner loop running over the
+  row's non-zeros. With many short rows (a 500 × 180 q-φ map of an Eiger 1M has 90 000 rows
+  of 2–46 pixels) the end of every row is a mispredicted branch unless rows of equal length
+  come one after another, and the gathers from the frame hit the cache better when rows of
+  similar pixels follow each other. Rows sorted by (length, mean pixel index) measured
+  20–25 % less time per frame than pyFAI's (q, χ) order.
+* **Pixels.** The product gathers ``frame[pixel]`` all over the float32 copy of the frame.
+  Up to ``WHOLE_FRAME_PIXELS`` that copy stays in the last-level cache beside the matrix;
+  beyond (an Eiger 4M: 18 MB of frame and 22–35 MB of matrix against a 32 MB L3) every
+  gather missed, and the frame is cast and binned in bands of ``BAND_PIXELS`` consecutive
+  pixels (1 MiB of float32) that stay in cache while the matrix streams past: 1.2–2.2×
+  less time per Eiger 4M frame, no gain on an Eiger 1M (``benchmarks/README.md``).
+
+With one band the result is bit-identical to ``mat @ frame``; with bands each bin is the sum
+of its bands' partial sums, which regroups the float32 additions (~1e-6 relative).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BinMatrix", "execution_order"]
+__all__ = ["BinMatrix", "execution_order", "pixel_bands", "WHOLE_FRAME_PIXELS", "BAND_PIXELS"]
+
+#: Frames of up to this many pixels (8 MiB as float32) are cast and binned whole.
+WHOLE_FRAME_PIXELS = 1 << 21
+#: Larger frames in bands of this many consecutive pixels (1 MiB as float32).
+BAND_PIXELS = 1 << 18
 
 
 def execution_order(mat):
@@ -41,6 +58,47 @@ def execution_order(mat):
     return np.lexsort((mean_col, lengths))
 
 
+def pixel_bands(n_pixels, band_pixels=None):
+    """Edges of the pixel bands a frame of ``n_pixels`` is binned in.
+
+    Parameters
+    ----------
+    n_pixels : int
+        P, pixels of a frame (H·W).
+    band_pixels : int, optional
+        Pixels per band; default: the whole frame up to ``WHOLE_FRAME_PIXELS``, else
+        ``BAND_PIXELS``.
+
+    Returns
+    -------
+    edges : (B + 1,) int64 ndarray
+        Band b holds pixels ``edges[b]:edges[b + 1]``; ``[0, P]`` for one band.
+    """
+    if band_pixels is None:
+        band_pixels = n_pixels if n_pixels <= WHOLE_FRAME_PIXELS else BAND_PIXELS
+    if band_pixels < 1:
+        raise ValueError(f"band_pixels must be a positive number of pixels, not {band_pixels}")
+    return np.append(np.arange(0, n_pixels, band_pixels, dtype=np.int64), np.int64(n_pixels))
+
+
+@dataclass(frozen=True)
+class _Band:
+    """The non-empty rows of the matrix restricted to pixels ``start:stop``."""
+
+    start: int
+    stop: int
+    mat: sp.csr_matrix      # (r, stop − start), rows in execution order
+    rows: np.ndarray        # (r,) int64: the bin (caller's order) of each row
+
+
+def _band(mat, start, stop):
+    sub = mat[:, start:stop] if (start, stop) != (0, mat.shape[1]) else mat
+    filled = np.flatnonzero(np.diff(sub.indptr))
+    sub = sub[filled]
+    order = execution_order(sub)
+    return _Band(int(start), int(stop), sub[order], filled[order].astype(np.int64))
+
+
 class BinMatrix:
     """Normalised sparse binning of frame stacks.
 
@@ -52,60 +110,81 @@ class BinMatrix:
         Divisor of each bin; NaN for bins no pixel reaches.
     offset : (R,) ndarray, optional
         Subtracted from each bin before the division (e.g. the binned dark image).
+    band_pixels : int, optional
+        Pixels per band of :func:`pixel_bands` (default: chosen from the frame size).
 
     Notes
     -----
     ``apply(frames)[i] = (mat @ frames[i].ravel() − offset) / norm / monitor[i]``.
     """
 
-    def __init__(self, mat, norm, offset=None):
+    def __init__(self, mat, norm, offset=None, band_pixels=None):
         mat = sp.csr_matrix(mat)
         mat.sort_indices()
-        order = execution_order(mat)
-        inv_norm = 1.0 / np.asarray(norm, dtype=np.float64)
-        self._set(mat[order], order, inv_norm[order],
-                  None if offset is None else np.asarray(offset, dtype=np.float64)[order])
+        edges = pixel_bands(mat.shape[1], band_pixels)
+        bands = [_band(mat, a, b) for a, b in zip(edges[:-1], edges[1:])]
+        self._set(bands, mat.shape, mat.dtype, 1.0 / np.asarray(norm, dtype=np.float64),
+                  None if offset is None else np.asarray(offset, dtype=np.float64))
 
-    def _set(self, mat, order, inv_norm, offset):
-        """Fill from arrays already in execution order."""
-        self.mat = mat                                   # (R, P), rows in execution order
-        self.order = order                               # execution row r is bin order[r]
-        self.restore = np.argsort(order)                 # bin b is execution row restore[b]
-        self.inv_norm = inv_norm                         # (R,) float64, NaN = uncovered
-        self.offset = offset                             # (R,) float64 or None
+    def _set(self, bands, shape, dtype, inv_norm, offset):
+        self.bands = bands            # list of _Band, consecutive pixel ranges covering 0:P
+        self.shape = tuple(shape)     # (R, P): bins × pixels
+        self.dtype = np.dtype(dtype)  # of the weights and of the product
+        self.inv_norm = inv_norm      # (R,) float64, NaN = uncovered
+        self.offset = offset          # (R,) float64 or None
+        # The products of all bands, one after another, are F partial sums ("parts"); bin b
+        # is the sum of parts gather[0, b] + gather[1, b] + ... in band order, where index F
+        # is a zero (no more parts, or an empty bin). One band: gather[0] is a permutation.
+        part_bins = np.concatenate([b.rows for b in bands])
+        self.n_parts = part_bins.size
+        by_bin = np.argsort(part_bins, kind="stable")
+        first = np.searchsorted(part_bins[by_bin], part_bins[by_bin], side="left")
+        rank = np.arange(by_bin.size) - first
+        self.gather = np.full((int(rank.max(initial=0)) + 1, self.shape[0]), self.n_parts,
+                              dtype=np.int64)
+        self.gather[rank, part_bins[by_bin]] = by_bin
         return self
 
     @property
-    def shape(self):
-        """(R, P): bins × pixels."""
-        return self.mat.shape
-
-    @property
     def covered(self):
-        """(R,) bool, caller's bin order: bins some pixel reaches (finite divisor)."""
-        return np.isfinite(self.inv_norm[self.restore])
+        """(R,) bool: bins some pixel reaches (finite divisor)."""
+        return np.isfinite(self.inv_norm)
 
     def bins_matrix(self):
         """The matrix with rows in the caller's bin order, (R, P) csr_matrix."""
-        return self.mat[self.restore]
+        rows = np.concatenate([np.repeat(b.rows, np.diff(b.mat.indptr)) for b in self.bands])
+        cols = np.concatenate([b.mat.indices.astype(np.int64) + b.start for b in self.bands])
+        data = np.concatenate([b.mat.data for b in self.bands])
+        mat = sp.csr_matrix((data, (rows, cols)), shape=self.shape)
+        mat.sort_indices()
+        return mat
 
     def stacked(self, other):
-        """One BinMatrix giving ``self``'s bins then ``other``'s (same pixels)."""
+        """One BinMatrix giving ``self``'s bins then ``other``'s (same pixels and bands)."""
+        if [(b.start, b.stop) for b in self.bands] != [(b.start, b.stop) for b in other.bands]:
+            raise ValueError("stacked BinMatrix objects must have the same pixel bands")
+        r = self.shape[0]
+        bands = [_Band(a.start, a.stop, sp.vstack([a.mat, b.mat], format="csr"),
+                       np.concatenate([a.rows, b.rows + r]))
+                 for a, b in zip(self.bands, other.bands)]
         offsets = None
         if self.offset is not None or other.offset is not None:
             offsets = np.concatenate([np.zeros(m.shape[0]) if m.offset is None else m.offset
                                       for m in (self, other)])
         return BinMatrix.__new__(BinMatrix)._set(
-            sp.vstack([self.mat, other.mat], format="csr"),
-            np.concatenate([self.order, other.order + self.shape[0]]),
+            bands, (r + other.shape[0], self.shape[1]), np.promote_types(self.dtype, other.dtype),
             np.concatenate([self.inv_norm, other.inv_norm]), offsets)
 
     def squared(self):
         """The propagation of independent variances: weights and divisors squared, no offset
         (float64 weights)."""
-        mat = self.mat.copy()
-        mat.data = mat.data.astype(np.float64) ** 2
-        return BinMatrix.__new__(BinMatrix)._set(mat, self.order, self.inv_norm ** 2, None)
+        bands = []
+        for b in self.bands:
+            mat = b.mat.copy()
+            mat.data = mat.data.astype(np.float64) ** 2
+            bands.append(_Band(b.start, b.stop, mat, b.rows))
+        return BinMatrix.__new__(BinMatrix)._set(bands, self.shape, np.float64,
+                                                 self.inv_norm ** 2, None)
 
     def apply(self, frames, monitor=None):
         """Bin every frame of a stack.
@@ -122,17 +201,23 @@ class BinMatrix:
         (N, R) float32 ndarray (float64 if the weights are float64), bins in the caller's order.
         """
         n = frames.shape[0]
-        dtype = self.mat.dtype
-        binned = np.empty((n, self.shape[0]), dtype=dtype)
-        buf = np.empty(frames.shape[1], dtype=dtype)
+        parts = np.empty((n, self.n_parts + 1), dtype=self.dtype)
+        parts[:, -1] = 0
+        buf = np.empty(max(b.stop - b.start for b in self.bands), dtype=self.dtype)
         for i in range(n):
-            # one pass per frame: the cast stays in cache for the gathers of the product
-            np.copyto(buf, frames[i], casting="unsafe")
-            binned[i] = self.mat @ buf
+            at = 0
+            for band in self.bands:
+                # cast one band, then bin it while it is in cache
+                part = buf[:band.stop - band.start]
+                np.copyto(part, frames[i, band.start:band.stop], casting="unsafe")
+                parts[i, at:at + band.rows.size] = band.mat @ part
+                at += band.rows.size
+        binned = parts.take(self.gather[0], axis=1)
+        for more in self.gather[1:]:
+            binned += parts.take(more, axis=1)
         if self.offset is not None:
-            binned -= self.offset.astype(dtype)
-        binned *= self.inv_norm.astype(dtype)
-        out = binned.take(self.restore, axis=1)
+            binned -= self.offset.astype(self.dtype)
+        binned *= self.inv_norm.astype(self.dtype)
         if monitor is not None:
-            out /= monitor.astype(dtype)[:, None]
-        return out.astype(np.float32, copy=False)
+            binned /= monitor.astype(self.dtype)[:, None]
+        return binned.astype(np.float32, copy=False)

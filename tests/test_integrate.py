@@ -102,6 +102,27 @@ def test_iq_equals_pyfai(ai, frames, valid, split):
     np.testing.assert_array_equal(qphi, integ.qphi(frames))
 
 
+def test_large_frame_bands_equal_pyfai(ai, frames, valid, monkeypatch):
+    """Frames above WHOLE_FRAME_PIXELS are binned in pixel bands: still pyFAI's result."""
+    from ptyprep import sparsebins
+
+    whole = StackIntegrator(ai, QGRID, 12, valid=valid, split="bbox", polarization_factor=0.9)
+    monkeypatch.setattr(sparsebins, "WHOLE_FRAME_PIXELS", 1000)
+    monkeypatch.setattr(sparsebins, "BAND_PIXELS", 700)          # 8 bands of 64 × 80 pixels
+    integ = StackIntegrator(ai, QGRID, 12, valid=valid, split="bbox", polarization_factor=0.9)
+    assert len(integ._qphi.bands) == 8 and len(whole._qphi.bands) == 1
+    qphi, iq = integ.qphi_iq(frames)
+    np.testing.assert_allclose(qphi, whole.qphi(frames), rtol=2e-6)
+    np.testing.assert_allclose(integ.qphi_var(frames), whole.qphi_var(frames), rtol=2e-6)
+    for i in range(3):
+        kw = {"mask": ~valid, "polarization_factor": 0.9}
+        assert_rel(qphi[i], pyfai_qphi(ai, frames[i], QGRID, 12, "bbox", **kw), integ.coverage)
+        res = ai.integrate1d_ng(frames[i], QGRID.size, unit="q_A^-1",
+                                method=("bbox", "csr", "cython"),
+                                radial_range=(QGRID[0] - HALF, QGRID[-1] + HALF), **kw)
+        np.testing.assert_allclose(iq[i], res.intensity, rtol=RTOL)
+
+
 def test_dark_flat_equal_pyfai(ai, frames, valid):
     rng = np.random.default_rng(3)
     dark = (rng.random((H, W)) * 5).astype(np.float32)

@@ -1,10 +1,11 @@
-"""BinMatrix evaluates rows in its own order and returns exactly the per-frame product."""
+"""BinMatrix evaluates rows (and pixel bands) in its own order and returns the per-frame product:
+exactly with one band, to float32 rounding with several."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from ptyprep.sparsebins import BinMatrix, execution_order
+from ptyprep.sparsebins import BinMatrix, execution_order, pixel_bands
 
 
 def _matrix(rng, rows=60, pixels=200):
@@ -60,9 +61,54 @@ def test_rows_come_back_in_the_callers_order():
     rng = np.random.default_rng(2)
     mat = _matrix(rng)
     bins = BinMatrix(mat, np.ones(mat.shape[0]))
-    assert not np.array_equal(bins.order, np.arange(mat.shape[0]))   # it did reorder
+    (band,) = bins.bands
+    filled = np.flatnonzero(np.diff(mat.indptr))
+    assert not np.array_equal(band.rows, filled)                  # it did reorder
+    assert sorted(band.rows) == filled.tolist()                   # every non-empty row once
     assert (bins.bins_matrix() != mat).nnz == 0
-    np.testing.assert_array_equal(bins.order[bins.restore], np.arange(mat.shape[0]))
+
+
+def test_pixel_bands():
+    assert pixel_bands(200).tolist() == [0, 200]
+    assert pixel_bands(200, 64).tolist() == [0, 64, 128, 192, 200]
+    assert pixel_bands(200, 200).tolist() == [0, 200]
+    assert pixel_bands(1 << 21).tolist() == [0, 1 << 21]                # whole up to 2 Mi pixels
+    assert pixel_bands((5 << 20) + 3).tolist() == [k << 18 for k in range(21)] + [(5 << 20) + 3]
+    with pytest.raises(ValueError, match="positive"):
+        pixel_bands(200, 0)
+
+
+@pytest.mark.parametrize("band_pixels", [1, 37, 64, 199])
+def test_bands_give_the_plain_product(band_pixels):
+    rng = np.random.default_rng(5)
+    mat = _matrix(rng)
+    norm = rng.uniform(1, 3, mat.shape[0])
+    offset = rng.uniform(0, 3, mat.shape[0])
+    frames = rng.poisson(30, (4, mat.shape[1])).astype(np.uint16)
+    monitor = rng.uniform(0.5, 2.0, 4)
+    banded = BinMatrix(mat, norm, offset, band_pixels=band_pixels)
+    assert len(banded.bands) == -(-mat.shape[1] // band_pixels)
+    # the bands partition the non-zeros; no band keeps an empty row
+    assert sum(b.mat.nnz for b in banded.bands) == mat.nnz
+    assert all(np.diff(b.mat.indptr).min(initial=1) > 0 for b in banded.bands)
+    assert (banded.bins_matrix() != mat).nnz == 0
+    want = _reference(mat, norm, offset, frames, monitor)
+    np.testing.assert_allclose(banded.apply(frames, monitor), want, rtol=2e-6, atol=1e-5)
+    # float64 weights (summed in float64, returned as float32): float32 rounding of the result
+    sq = banded.squared().apply(frames.astype(np.float64))
+    dense = mat.toarray().astype(np.float64) ** 2
+    np.testing.assert_allclose(sq, frames @ dense.T / norm ** 2, rtol=1.2e-7)
+
+
+def test_stacked_needs_the_same_bands():
+    rng = np.random.default_rng(6)
+    mat = _matrix(rng)
+    one = BinMatrix(mat, np.ones(mat.shape[0]), band_pixels=50)
+    with pytest.raises(ValueError, match="same pixel bands"):
+        one.stacked(BinMatrix(mat, np.ones(mat.shape[0])))
+    frames = rng.poisson(10, (2, mat.shape[1])).astype(np.int32)
+    both = one.stacked(BinMatrix(mat, np.ones(mat.shape[0]), band_pixels=50)).apply(frames)
+    np.testing.assert_array_equal(both, np.concatenate([one.apply(frames)] * 2, axis=1))
 
 
 def test_stacked_gives_both_results_side_by_side():
