@@ -230,9 +230,10 @@ def create_chunk_group(parent, name, n_frames, frame_shape, dtype, filters, fram
            tuple(sorted(filters.items())), int(frames_per_chunk))
     try:
         hash(key)
-        group = chunkgroup.copy_group(parent, name, key, make)
     except TypeError:                       # unhashable filter options: no template
         group = None
+    else:
+        group = chunkgroup.copy_group(parent, name, key, make)
     if group is None:
         group = parent.create_group(name)
         return (group,) + create_frame_datasets(group, n_frames, frame_shape, dtype, filters,
