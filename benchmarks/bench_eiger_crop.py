@@ -5,7 +5,7 @@ filter 32008, as an Eiger writes them), then reads a centred 256×256 crop of ev
 
 * ``whole``: h5py reads whole frames (16 at a time into one buffer), then crops;
 * ``hyperslab``: h5py reads the crop hyperslab (HDF5 still decodes every whole chunk);
-* ``ours``: ptyprep.chunkread.read_frames_roi decodes only the LZ4 blocks of the crop's rows.
+* ``ours``: ptyprep.fast.chunkread.read_frames_roi decodes only the LZ4 blocks of the crop's rows.
 
 The contract is whole / ours (≥ 3×). The same frames written with hdf5plugin's Blosc2 filter
 (``blosc2`` in the JSON, when the ``blosc2`` package is installed) give an info row. With ``--real`` the same on the real Eiger 4M file
@@ -47,7 +47,7 @@ def time_reads(path, roi, repeat=3, dataset="/entry/data/data"):
     """Seconds per frame of each way of reading the crop; checks they agree."""
     import h5py
 
-    from ptyprep.chunkread import read_frames_roi
+    from ptyprep.fast.chunkread import read_frames_roi
 
     r0, r1, c0, c1 = roi
     with h5py.File(path, "r") as f:

@@ -25,8 +25,8 @@ CHUNK_FRAMES = 64
 
 def worker(raw, out):
     import ptyprep
-    from ptyprep.allocator import keep_freed_memory
-    from ptyprep.comm import world
+    from ptyprep.fast.allocator import keep_freed_memory
+    from ptyprep.engine.comm import world
 
     keep_freed_memory()                     # as the command line does
 
@@ -47,7 +47,7 @@ def worker(raw, out):
 def baseline():
     """Peak RSS of a process that only imports what a run imports (no frames)."""
     code = ("import sys; sys.path.insert(0, %r); import _common as C; import ptyprep.service, "
-            "ptyprep.writers.ptyd, ptyprep.sources.hdf5; print(C.max_rss_mb())" % str(C.HERE))
+            "ptyprep.ptycho.writer, ptyprep.sources.hdf5; print(C.max_rss_mb())" % str(C.HERE))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=C.single_thread_env(), check=True)
     return float(res.stdout.strip())

@@ -17,7 +17,7 @@ ptyprep's encoder, ``write_direct_chunk``; or a raw HDF5 write) with nothing els
 ratio no preparation of this kind can beat in one process.
 
 Every measured process takes the allocator settings of the command line
-(:func:`ptyprep.allocator.keep_freed_memory`: freed buffers reused, not faulted in again).
+(:func:`ptyprep.fast.allocator.keep_freed_memory`: freed buffers reused, not faulted in again).
 
 ``stages`` gives ms per frame of each stage of the rebin-1/2 runs: read + prepare (no
 writing, ``iter_chunks``), encode (shuffle + deflate of data and weights, what every rank
@@ -35,7 +35,7 @@ from pathlib import Path
 import _common as C  # noqa: I001  (pins threads before numpy)
 import numpy as np
 
-from ptyprep.allocator import keep_freed_memory
+from ptyprep.fast.allocator import keep_freed_memory
 
 RAW = (512, 512)
 CROP = 256
@@ -114,9 +114,9 @@ def make_raw_bslz4(folder, n):
 def encode_seconds(raw, rebin):
     """Seconds spent encoding (shuffle + deflate) data and weights of every prepared frame."""
     import ptyprep
-    from ptyprep.compression import dataset_filters
-    from ptyprep.writers import chunkwrite as cw
-    from ptyprep.writers.ptyd_share import weights_of
+    from ptyprep.layout.filters import dataset_filters
+    from ptyprep.fast import chunkwrite as cw
+    from ptyprep.ptycho.share import weights_of
 
     codec = cw.chunk_codec(dataset_filters("gzip"))
     total = 0.0
@@ -135,8 +135,8 @@ def floor_loop(raw, out, n, encode=True, batch=8):
     weights, positions, gathers or ptyprep bookkeeping. ``encode=False``: write raw
     through HDF5 (chunks of one frame)."""
     import h5py
-    from ptyprep.compression import dataset_filters
-    from ptyprep.writers import chunkwrite as cw
+    from ptyprep.layout.filters import dataset_filters
+    from ptyprep.fast import chunkwrite as cw
 
     filters = dataset_filters("gzip") if encode else {}
     codec = cw.chunk_codec(filters)
@@ -164,7 +164,7 @@ def floor_loop(raw, out, n, encode=True, batch=8):
 
 def prepare_hdf5_deflate(raw, out, rebin):
     """The former writer: HDF5's own gzip filter on rank 0 (ptyprep's encoder switched off)."""
-    from ptyprep.writers import chunkwrite as cw
+    from ptyprep.fast import chunkwrite as cw
 
     saved = cw.chunk_codec
     cw.chunk_codec = lambda filters: None
@@ -188,7 +188,7 @@ def read_back(path):
 def mpi_worker(raw, out, rebin, save, repeat):
     """Under mpiexec: best time of ``ptyprep.run`` from a barrier to the end (all ranks)."""
     import ptyprep
-    from ptyprep.comm import world
+    from ptyprep.engine.comm import world
 
     comm = world()
     best = float("inf")

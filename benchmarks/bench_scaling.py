@@ -3,7 +3,7 @@
 * ``integrate``: every rank builds a StackIntegrator (Eiger 1M, 500×180 bins, bbox,
   corrections on) and integrates its contiguous share of the frames, 32 at a time;
 * ``bslz4``: every rank reads a 256×256 crop of its share of 1024×1024 bitshuffle-LZ4
-  frames with crop-on-read (ptyprep.chunkread), 16 at a time;
+  frames with crop-on-read (ptyprep.fast.chunkread), 16 at a time;
 * ``bslz4_h5py``: the same frames read whole through h5py's filter, then cropped.
 
 A launch times a few runs of ``PASSES`` passes over the frames, each from a barrier after
@@ -48,7 +48,7 @@ def worker(case, frames, path, repeats):
     if case == "integrate":
         from bench_integrate import DETECTORS, QMAX, geometry
 
-        from ptyprep.integrate import StackIntegrator, make_qgrid
+        from ptyprep.saxs.integrate import StackIntegrator, make_qgrid
 
         shape = DETECTORS["eiger1m"]
         ai, valid = geometry(shape)
@@ -67,7 +67,7 @@ def worker(case, frames, path, repeats):
 
         from bench_eiger_crop import BATCH, centred_roi
 
-        from ptyprep.chunkread import read_frames_roi
+        from ptyprep.fast.chunkread import read_frames_roi
 
         f = h5py.File(path, "r")
         d = f["/entry/data/data"]

@@ -24,7 +24,7 @@ import numpy as np
 
 import ptyprep
 from ptyprep.errors import RecipeError, SourceError
-from ptyprep.source import ScanMeta, ScanSource
+from ptyprep.sources.base import ScanMeta, ScanSource
 
 HC_KEV_M = 12.398419843320026e-10     # lambda[m] = HC_KEV_M / E[keV]
 

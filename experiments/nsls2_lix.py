@@ -22,7 +22,7 @@ import numpy as np
 
 import ptyprep
 from ptyprep.errors import SourceError
-from ptyprep.source import ScanMeta, ScanSource, crop_roi
+from ptyprep.sources.base import ScanMeta, ScanSource, crop_roi
 
 PRIMARY = "primary"
 INCIDENT = "em1_sum_all_mean_value"

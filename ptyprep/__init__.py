@@ -8,9 +8,9 @@
 from ._version import __version__
 from .errors import LayoutError, OutputError, PtyprepError, RecipeError, SourceError
 from .recipe import Recipe, load_recipe
-from .registry import get_source, register_source, source_names
-from .source import ScanMeta, ScanSource
-from .stack import FrameStack
+from .sources.registry import get_source, register_source, source_names
+from .sources.base import ScanMeta, ScanSource
+from .engine.stack import FrameStack
 
 __all__ = [
     "__version__", "load_recipe", "Recipe", "run", "iter_chunks", "read_ptyd",
@@ -21,7 +21,7 @@ __all__ = [
 _LAZY = {
     "run": ("ptyprep.service", "run"),
     "iter_chunks": ("ptyprep.service", "iter_chunks"),
-    "read_ptyd": ("ptyprep.writers.ptyd", "read_ptyd"),
+    "read_ptyd": ("ptyprep.sources.ptyd", "read_ptyd"),
 }
 
 

@@ -172,8 +172,8 @@ COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate,
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .allocator import keep_freed_memory
-    from .comm import world
+    from .fast.allocator import keep_freed_memory
+    from .engine.comm import world
 
     keep_freed_memory()          # buffers of every batch reused, not faulted in again
 

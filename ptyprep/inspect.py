@@ -32,7 +32,7 @@ def inspect_file(path):
 
 
 def _ptyd_summary(path):
-    from .writers.ptyd import read_ptyd
+    from .sources.ptyd import read_ptyd
 
     scan = read_ptyd(path)
     meta = scan["meta"]

@@ -105,7 +105,7 @@ def plot_ptyd(path, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .writers.ptyd import read_ptyd
+    from .sources.ptyd import read_ptyd
 
     scan = read_ptyd(path)
     data, weights, pos = scan["data"], scan["weights"], scan["positions"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import RecipeError
-from .frames import parse_orientation
+from .ptycho.frames import parse_orientation
 
 SAVE_MODES = ("append", "link", "merge")
 COMPRESSIONS = ("none", "gzip", "lzf", "bitshuffle", "blosc2")

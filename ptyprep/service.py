@@ -12,16 +12,16 @@ import time
 
 import numpy as np
 
-from . import pipeline
+from .ptycho import prepare as pipeline
 from ._version import __version__
-from .comm import world
-from .compression import dataset_filters
+from .engine.comm import world
+from .layout.filters import dataset_filters
 from .errors import SourceError
 from .layout.ptyd import CONVENTIONS
-from .loadmanager import LoadManager
-from .plan import check_center_inside, make_plan
-from .registry import make_source
-from .stack import FrameStack
+from .engine.shares import LoadManager
+from .ptycho.plan import check_center_inside, make_plan
+from .sources.registry import make_source
+from .engine.stack import FrameStack
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def run(recipe, comm=None):
         t0 = time.perf_counter()
         path = run_procdata(recipe, comm)
         return {"path": str(path), "frames": None, "seconds": time.perf_counter() - t0}
-    from .writers.ptyd import PtydWriter, check_output, remove_previous
+    from .ptycho.writer import PtydWriter, check_output, remove_previous
 
     dfile = recipe.path(recipe.output.dfile)
     check_output(dfile, recipe.output.overwrite)

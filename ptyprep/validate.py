@@ -2,10 +2,10 @@
 
 import inspect
 
-from .plan import make_plan
-from .registry import get_source, source_names, source_options
+from .ptycho.plan import make_plan
+from .sources.registry import get_source, source_names, source_options
 from .service import open_source
-from .writers.ptyd import check_output
+from .ptycho.writer import check_output
 
 
 def describe_plan(recipe):

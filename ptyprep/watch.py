@@ -33,16 +33,16 @@ import time
 
 import numpy as np
 
-from . import pipeline
-from .comm import world
-from .compression import dataset_filters
+from .ptycho import prepare as pipeline
+from .engine.comm import world
+from .layout.filters import dataset_filters
 from .errors import RecipeError, SourceError
 from .layout import ptyd as L
-from .loadmanager import LoadManager
-from .plan import make_plan
+from .engine.shares import LoadManager
+from .ptycho.plan import make_plan
 from .service import decide_center, open_source, provenance
-from .writers.ptyd import check_output, part_name, part_numbers
-from .writers.ptyd_publish import publish_master, write_part
+from .ptycho.writer import check_output, part_name, part_numbers
+from .ptycho.publish import publish_master, write_part
 from .watch_state import held_output, recipe_key, recover, status_name, write_status
 
 log = logging.getLogger(__name__)

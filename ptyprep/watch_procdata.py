@@ -39,16 +39,16 @@ import h5py
 import numpy as np
 
 from .errors import OutputError, PtyprepError, RecipeError, SourceError
-from .integrate import phi_centres
+from .saxs.integrate import phi_centres
 from .layout import procdata as L
-from .loadmanager import LoadManager
+from .engine.shares import LoadManager
 from .saxs import products as P, rawdata as R
 from .saxs.integration import integrate_share, make_integrators
 from .saxs.pipeline import make_detectors, partial_name, uses_lix
 from .watch import (DEFAULT_MAPS_EVERY, DEFAULT_POLL_S, ScanFollower, _part_delay,
                     run_until_stopped)
 from .watch_state import held_output, recipe_key, recover_procdata, status_name, write_status
-from .writers import procdata as W
+from .saxs import store as W
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def watch_procdata(recipe, comm, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, sta
     Arguments and result as :func:`ptyprep.watch.watch`; ``maps_every`` chunks
     between map refreshes.
     """
-    from .integrate import make_qgrid
+    from .saxs.integrate import make_qgrid
 
     saxs = recipe.saxs
     if saxs is None:

@@ -22,8 +22,8 @@ import numpy as np
 from .errors import LayoutError, OutputError, PtyprepError
 from .layout import ptyd as L
 from .layout import json_default
-from .writers.ptyd import part_name, remove_previous
-from .writers.ptyd_publish import publish_master, publishing_name, read_links, read_part_indices
+from .ptycho.writer import part_name, remove_previous
+from .ptycho.publish import publish_master, publishing_name, read_links, read_part_indices
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def recover_procdata(dfile, key, overwrite):
 
     from .layout import procdata as LP
     from .saxs.pipeline import partial_name
-    from .writers import procdata as WP
+    from .saxs import store as WP
 
     dfile = Path(dfile)
     partial_name(dfile).unlink(missing_ok=True)

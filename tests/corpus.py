@@ -118,8 +118,8 @@ for k, c in enumerate(ptyprep.iter_chunks(recipe)):
     arrays[f"{k}_valid"] = c.valid
     arrays[f"{k}_positions"] = c.positions
     arrays[f"{k}_meta"] = np.array(repr(sorted((key, np.asarray(v).tolist()) for key, v in c.meta.items())))
-from ptyprep.comm import world
-np.savez(f"{sys.argv[2]}_rank{world().rank}.npz", **arrays)
+import os
+np.savez(f"{sys.argv[2]}_rank{os.environ.get('PMI_RANK', '0')}.npz", **arrays)
 """
 
 
@@ -314,7 +314,7 @@ def describe(root):
     out = {}
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
-        if path.is_dir() or path.name in ("_log.txt", "_made_with.txt"):
+        if path.is_dir() or path.name in ("_log.txt", "_made_with.txt") or path.suffix == ".py":
             continue
         if path.suffix == ".npz":
             with np.load(path) as z:

@@ -11,7 +11,7 @@ from ptyprep import cli
 FAULTS = textwrap.dedent("""
     import resource, sys
     import numpy as np
-    from ptyprep.allocator import keep_freed_memory
+    from ptyprep.fast.allocator import keep_freed_memory
     if sys.argv[1] == "tuned":
         assert keep_freed_memory()
     def faults():
@@ -42,6 +42,6 @@ def test_freed_buffers_are_reused_without_page_faults():
 
 def test_the_command_line_applies_it(monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr("ptyprep.allocator.keep_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr("ptyprep.fast.allocator.keep_freed_memory", lambda: calls.append(1))
     assert cli.main(["sources"]) == 0
     assert calls == [1]

@@ -1,16 +1,19 @@
-"""Chunk groups copied from a template (ptyprep.writers.chunkgroup) are the groups made one
+"""Chunk groups copied from a template (ptyprep.fast.chunkgroup) are the groups made one
 object at a time: same creation properties, attributes, storage and values."""
 
 import h5py
 import numpy as np
 import pytest
 
-from ptyprep import compression
+from ptyprep.fast import deflate as compression
+from ptyprep.layout.filters import dataset_filters
 from ptyprep.layout import ptyd as L
-from ptyprep.writers import chunkgroup as cg
-from ptyprep.writers import chunkwrite as cw
+from ptyprep.ptycho.h5rw import dict_group, set_type
+from ptyprep.ptycho.chunks import create_chunk_group, create_frame_datasets, write_positions
+from ptyprep.fast import chunkgroup as cg
+from ptyprep.fast import chunkwrite as cw
 
-GZIP = compression.dataset_filters("gzip")
+GZIP = dataset_filters("gzip")
 
 
 def describe(node):
@@ -28,10 +31,10 @@ def describe(node):
 def one_by_one(parent, name, n, shape, dtype, filters, k, positions, indices):
     """The chunk group as made before templates: every object and attribute on its own."""
     group = parent.create_group(name)
-    data, weights = L.create_frame_datasets(group, n, shape, dtype, filters, k)
+    data, weights = create_frame_datasets(group, n, shape, dtype, filters, k)
     for member, array, kind in ((L.POSITIONS, positions, "array"),
                                 (L.INDICES, indices, "arraylist")):
-        L.set_type(group.create_dataset(member, data=array), kind)
+        set_type(group.create_dataset(member, data=array), kind)
     return group, data, weights
 
 
@@ -50,14 +53,14 @@ def test_copied_group_equals_group_made_one_object_at_a_time(tmp_path, libver, n
     positions, indices = rng.random((n, 2)), np.arange(100, 100 + n, dtype=np.int64)
     path = tmp_path / "g.h5"
     with h5py.File(path, "w", libver=libver) as f:
-        chunks = L.dict_group(f, L.CHUNKS)
+        chunks = dict_group(f, L.CHUNKS)
         made = one_by_one(chunks, "0", n, (12, 12), dtype, GZIP, k, positions, indices)
-        copied = L.create_chunk_group(chunks, "1", n, (12, 12), dtype, GZIP, k)
-        copied_again = L.create_chunk_group(chunks, "2", n, (12, 12), dtype, GZIP, k)
+        copied = create_chunk_group(chunks, "1", n, (12, 12), dtype, GZIP, k)
+        copied_again = create_chunk_group(chunks, "2", n, (12, 12), dtype, GZIP, k)
         for group, data, weights in (made, copied, copied_again):
             fill(data, weights, frames, valid, k)
         for group in (copied[0], copied_again[0]):
-            L.write_positions(group, positions, indices)
+            write_positions(group, positions, indices)
     with h5py.File(path) as f:
         groups = [f["chunks"][name] for name in "012"]
         assert describe(groups[1]) == describe(groups[0]) == describe(groups[2])
@@ -76,7 +79,7 @@ def test_templates_are_kept_per_kind_and_bounded(tmp_path, monkeypatch):
     cg.clear()
     with h5py.File(tmp_path / "t.h5", "w", libver="latest") as f:
         for number, n in enumerate((4, 3, 4, 2, 1, 4)):
-            group, data, _ = L.create_chunk_group(f, str(number), n, (8, 8), np.uint16, GZIP, 1)
+            group, data, _ = create_chunk_group(f, str(number), n, (8, 8), np.uint16, GZIP, 1)
             assert data.shape == (n, 8, 8) and group["positions"].shape == (n, 2)
             assert len(cg._TEMPLATES) <= 2
     with h5py.File(tmp_path / "t.h5") as f:
@@ -88,8 +91,8 @@ def test_templates_are_kept_per_kind_and_bounded(tmp_path, monkeypatch):
 def test_write_positions_makes_the_datasets_a_group_lacks(tmp_path):
     """A link-mode part's root has no positions/indices until write_positions makes them."""
     with h5py.File(tmp_path / "p.h5", "w") as f:
-        L.create_frame_datasets(f, 3, (4, 4), np.uint32, GZIP, 1)
-        L.write_positions(f, np.ones((3, 2), np.float32), [7, 8, 9])
+        create_frame_datasets(f, 3, (4, 4), np.uint32, GZIP, 1)
+        write_positions(f, np.ones((3, 2), np.float32), [7, 8, 9])
     with h5py.File(tmp_path / "p.h5") as f:
         assert f["positions"].dtype == np.float64 and f["positions"].attrs["type"] == "array"
         assert f["indices"][()].tolist() == [7, 8, 9]

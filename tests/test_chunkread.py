@@ -7,7 +7,7 @@ import hdf5plugin
 import numpy as np
 import pytest
 
-from ptyprep import chunkread
+from ptyprep.fast import chunkread
 
 pytest.importorskip("bitshuffle", reason="the fast path needs `pip install ptyprep[fast]`")
 

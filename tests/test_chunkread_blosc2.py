@@ -5,7 +5,7 @@ import hdf5plugin
 import numpy as np
 import pytest
 
-from ptyprep import chunkread
+from ptyprep.fast import chunkread
 
 blosc2 = pytest.importorskip("blosc2", reason="the fast path needs `pip install ptyprep[fast]`")
 

@@ -1,4 +1,4 @@
-"""Pre-compressed chunks (ptyprep.writers.chunkwrite): equal to HDF5's own filters, bit for bit."""
+"""Pre-compressed chunks (ptyprep.fast.chunkwrite): equal to HDF5's own filters, bit for bit."""
 
 import sys
 import textwrap
@@ -9,16 +9,19 @@ import numpy as np
 import pytest
 
 import ptyprep
-from ptyprep import compression
-from ptyprep.comm import SerialComm
+from ptyprep.fast import deflate as compression
+from ptyprep.layout.filters import dataset_filters
+from ptyprep.engine.comm import SerialComm
 from ptyprep.layout import ptyd as L
-from ptyprep.stack import FrameStack
-from ptyprep.writers import chunkwrite as cw
-from ptyprep.writers import shuffle as sh
-from ptyprep.writers.ptyd import PtydWriter, read_ptyd
-from ptyprep.writers.ptyd_publish import write_part
+from ptyprep.ptycho.chunks import append_chunk_arrays, write_chunk_arrays
+from ptyprep.engine.stack import FrameStack
+from ptyprep.fast import chunkwrite as cw
+from ptyprep.fast import shuffle as sh
+from ptyprep.ptycho.writer import PtydWriter
+from ptyprep.sources.ptyd import read_ptyd
+from ptyprep.ptycho.publish import write_part
 
-GZIP = compression.dataset_filters("gzip")
+GZIP = dataset_filters("gzip")
 DTYPES = [np.uint8, np.uint16, np.uint32, np.int32, np.uint64, np.int64, np.float32, np.float64]
 SHAPES = [(3, 37, 53), (1, 1, 1), (2, 1, 7), (4, 16, 16), (2, 5, 3)]
 
@@ -545,9 +548,9 @@ def test_merge_append_of_plain_arrays_encodes_for_the_dataset(tmp_path):
         path = tmp_path / f"m{len(filters)}.h5"
         with h5py.File(path, "w") as f:
             g = f.create_group("0")
-            L.write_chunk_arrays(g, s0.data, s0.valid.view(np.uint8), s0.positions, s0.indices,
+            write_chunk_arrays(g, s0.data, s0.valid.view(np.uint8), s0.positions, s0.indices,
                                  filters, resizable=True)
-            L.append_chunk_arrays(g, s1.data, s1.valid.view(np.uint8), s1.positions, s1.indices)
+            append_chunk_arrays(g, s1.data, s1.valid.view(np.uint8), s1.positions, s1.indices)
         with h5py.File(path) as f:
             np.testing.assert_array_equal(f["0/data"][()], np.concatenate([s0.data, s1.data]))
             np.testing.assert_array_equal(f["0/weights"][()] > 0,

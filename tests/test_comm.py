@@ -1,4 +1,4 @@
-"""Tests of ptyprep.comm: the serial stand-in, the choice of communicator, and MPIComm under mpiexec."""
+"""Tests of ptyprep.engine.comm: the serial stand-in, the choice of communicator, and MPIComm under mpiexec."""
 
 import logging
 import os
@@ -9,8 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from ptyprep import comm
-from ptyprep.comm import SerialComm, launched_by_mpi, world
+from ptyprep.engine import comm
+from ptyprep.engine.comm import SerialComm, launched_by_mpi, world
 
 LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",
                       "MPI_LOCALNRANKS", "HYDRA_CONTROL_FD", "SLURM_PMI_SIZE")
@@ -99,7 +99,7 @@ def test_imported_mpi4py_counts_as_launched(no_launcher):
 def test_world_falls_back_to_serial_without_mpi4py(no_launcher, caplog):
     no_launcher.setenv("PMI_SIZE", "2")
     no_launcher.setitem(sys.modules, "mpi4py", None)  # makes `from mpi4py import MPI` fail
-    with caplog.at_level(logging.WARNING, logger="ptyprep.comm"):
+    with caplog.at_level(logging.WARNING, logger="ptyprep.engine.comm"):
         c = world()
     assert type(c) is SerialComm
     assert "mpi4py is not installed" in caplog.text
@@ -110,7 +110,7 @@ def test_world_in_a_clean_subprocess_does_not_import_mpi4py():
     code = textwrap.dedent("""
         import sys
         import ptyprep
-        from ptyprep.comm import world
+        from ptyprep.engine.comm import world
         c = world()
         print(type(c).__name__, c.rank, c.size, "mpi4py" in sys.modules)
     """)
@@ -124,7 +124,7 @@ def test_world_in_a_clean_subprocess_does_not_import_mpi4py():
 
 MPI_SCRIPT = textwrap.dedent("""
     import numpy as np
-    from ptyprep.comm import MPIComm, world
+    from ptyprep.engine.comm import MPIComm, world
 
     c = world()
     assert type(c) is MPIComm, type(c)
@@ -157,5 +157,5 @@ def test_mpicomm_collectives_under_mpiexec(run_mpi, tmp_path):
 
 
 def test_comm_module_has_no_top_level_mpi4py_import():
-    # importing ptyprep.comm must work on machines without MPI
+    # importing ptyprep.engine.comm must work on machines without MPI
     assert "mpi4py" not in vars(comm)

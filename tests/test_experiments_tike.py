@@ -9,7 +9,7 @@ import pytest
 
 from ptyprep.errors import RecipeError, SourceError
 from ptyprep.recipe import load_recipe
-from ptyprep.registry import get_source, make_source
+from ptyprep.sources.registry import get_source, make_source
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 N, S = 6, 8

@@ -1,6 +1,6 @@
 """Every fast path gives what the plain path gives.
 
-* crop on read of bitshuffle-LZ4 frames (ptyprep.chunkread) through the hdf5 source and
+* crop on read of bitshuffle-LZ4 frames (ptyprep.fast.chunkread) through the hdf5 source and
   through a whole preparation, against the same frames stored without compression;
 * the faster output compressions (lzf, bitshuffle, blosc2, none) against the default gzip.
 

@@ -1,4 +1,4 @@
-"""Tests of ptyprep.frames: pure numpy frame operations with exact answers."""
+"""Tests of ptyprep.ptycho.frames: pure numpy frame operations with exact answers."""
 
 import numpy as np
 import pytest
@@ -6,22 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ptyprep import frames as F
-from ptyprep.frames import (
-    center_of_mass,
-    clip_window,
-    correct,
-    crop_pad,
-    crop_window,
-    flat_valid,
-    orient,
-    orient_center,
-    pad_to_window,
-    parse_orientation,
-    rebin,
-    round_center,
-    threshold_valid,
-)
+from ptyprep.ptycho import frames as F
+from ptyprep.ptycho.frames import (center_of_mass, clip_window, correct, crop_pad, crop_window, flat_valid, orient, orient_center, pad_to_window, parse_orientation, rebin, round_center, threshold_valid)
 
 DTYPES = [np.uint16, np.uint32, np.int32, np.float32]
 CODES = range(8)

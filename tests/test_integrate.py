@@ -6,8 +6,7 @@ from pyFAI.detectors import Detector as PyFAIDetector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from ptyprep.errors import RecipeError
-from ptyprep.integrate import (StackIntegrator, make_qgrid, merge_maps, phi_centres, phi_edges,
-                               q_bin_bounds, q_edges, q_segments)
+from ptyprep.saxs.integrate import (StackIntegrator, make_qgrid, merge_maps, phi_centres, phi_edges, q_bin_bounds, q_edges, q_segments)
 
 H, W = 64, 80
 RTOL = 1e-4
@@ -104,7 +103,7 @@ def test_iq_equals_pyfai(ai, frames, valid, split):
 
 def test_large_frame_bands_equal_pyfai(ai, frames, valid, monkeypatch):
     """Frames above WHOLE_FRAME_PIXELS are binned in pixel bands: still pyFAI's result."""
-    from ptyprep import sparsebins
+    from ptyprep.fast import sparsebins
 
     whole = StackIntegrator(ai, QGRID, 12, valid=valid, split="bbox", polarization_factor=0.9)
     monkeypatch.setattr(sparsebins, "WHOLE_FRAME_PIXELS", 1000)
@@ -324,7 +323,7 @@ def test_ceo2_pilatus_peaks(shared_data):
 
 
 def test_merge_inputs_are_checked_for_both_merges():
-    from ptyprep.integrate import merge_var
+    from ptyprep.saxs.integrate import merge_var
 
     a = np.ones((1, 2, 3), np.float32)
     for merge in (merge_maps, merge_var):

@@ -1,4 +1,4 @@
-"""Tests of ptyprep.loadmanager: ptypy's balancing rule, as pure index arithmetic."""
+"""Tests of ptyprep.engine.shares: ptypy's balancing rule, as pure index arithmetic."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptyprep.loadmanager import LoadManager, share_counts
+from ptyprep.engine.shares import LoadManager, share_counts
 
 PROPERTY = settings(max_examples=50, deadline=None)
 

@@ -6,6 +6,8 @@ import pytest
 
 import ptyprep
 from ptyprep.layout import ptyd as L
+from ptyprep.ptycho.h5rw import write_meta
+from ptyprep.sources.ptyd import read_value
 
 ALLOWED = {"dict", "array", "scalar", "string", "None", "arraylist"}
 
@@ -68,11 +70,11 @@ def test_every_node_is_typed_for_h5rw(tmp_path, save):
 
 def test_label_none_encoding(tmp_path):
     with h5py.File(tmp_path / "x.h5", "w") as h5:
-        L.write_meta(h5, {"num_frames": 1, "shape": [4, 4], "center": [2, 2], "psize": [1e-4, 1e-4],
+        write_meta(h5, {"num_frames": 1, "shape": [4, 4], "center": [2, 2], "psize": [1e-4, 1e-4],
                           "energy": 8.0, "distance": 1.0, "label": None})
         node = h5["meta/label"]
         assert node.attrs["type"] == "None" and node.shape == (1,) and node.dtype == np.float64
-        assert L.read_value(node) is None
+        assert read_value(node) is None
         assert list(h5["meta"])[0] == "num_frames"
 
 

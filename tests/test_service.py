@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ptyprep
-from ptyprep import frames as F
+from ptyprep.ptycho import frames as F
 from ptyprep.errors import OutputError, RecipeError, SourceError
 from ptyprep.sources.simulate import SimulatedSource
 
@@ -166,7 +166,7 @@ def test_auto_center_is_mean_of_first_chunk_com(tmp_path):
 
 def test_fftshift_undoes_shifted_frames(tmp_path):
     """Frames stored FFT-shifted come back centred with prep.fftshift."""
-    from ptyprep.source import ScanMeta, ScanSource, crop_roi
+    from ptyprep.sources.base import ScanMeta, ScanSource, crop_roi
 
     base = np.zeros((3, 32, 32), np.float32)
     base[:, 16, 16] = [5, 6, 7]
@@ -241,7 +241,7 @@ def test_nan_positions_and_count_mismatch(tmp_path, monkeypatch):
 @pytest.mark.parametrize("save", ["append", "merge"])
 def test_long_scan_through_reopened_master(tmp_path, save):
     """More chunks than the writer keeps through one open master (it closes and reopens it)."""
-    from ptyprep.writers.ptyd import REOPEN_EVERY
+    from ptyprep.ptycho.writer import REOPEN_EVERY
 
     n = 2 * (2 * REOPEN_EVERY + 3)
     result = ptyprep.run(recipe(tmp_path, source={"num_frames": n}, prep={"shape": 16},

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ptyprep.errors import RecipeError, SourceError
-from ptyprep.registry import make_source
+from ptyprep.sources.registry import make_source
 from ptyprep.sources.files import FilesSource
 
 N, H, W = 11, 6, 7

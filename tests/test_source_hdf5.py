@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ptyprep.errors import RecipeError, SourceError
-from ptyprep.registry import make_source
+from ptyprep.sources.registry import make_source
 from ptyprep.sources.hdf5 import HDF5Source, contiguous_runs
 
 N, H, W = 12, 6, 5

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from ptyprep.sparsebins import BinMatrix, execution_order, pixel_bands
+from ptyprep.fast.sparsebins import BinMatrix, execution_order, pixel_bands
 
 
 def _matrix(rng, rows=60, pixels=200):

@@ -18,7 +18,7 @@ In memory it is ``proc_data[sample][data_key][sub_key]`` (see
       /overall/maps, /overall/tomo
 
 This module only names things and writes small attributes; the writer
-(:mod:`ptyprep.writers.procdata`) moves the data.
+(:mod:`ptyprep.saxs.store`) moves the data.
 """
 
 import json

@@ -2,7 +2,7 @@
 
 Only rank 0 writes the proc_data file (h5py from pip is not parallel).  The
 heavy steps are parallel: :meth:`ScanAnalysis.process` splits every chunk of
-frames over the ranks with :class:`~ptyprep.loadmanager.LoadManager`, each
+frames over the ranks with :class:`~ptyprep.engine.shares.LoadManager`, each
 rank reads its raw frames and integrates them, rank 0 gathers with
 ``comm.gatherv`` and writes; :meth:`~ScanAnalysis.extract_attr` does the same
 while every rank reads the file read-only.  Small steps (import, maps,
@@ -23,12 +23,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..comm import world
+from ..engine.comm import world
 from ..errors import PtyprepError, RecipeError
-from ..integrate import phi_centres
+from .integrate import phi_centres
 from ..layout import procdata as L
-from ..loadmanager import LoadManager
-from ..writers import procdata as W
+from ..engine.shares import LoadManager
+from . import store as W
 from . import attrs as A
 from . import extract as X
 from . import products as P
@@ -48,12 +48,12 @@ class ScanAnalysis:
     detectors : list of Detector, optional
         Needed to :meth:`process`; their datasets are checked on import.
     qgrid : (Nq,) array_like, optional
-        q bin centres in 1/Å (see :func:`ptyprep.integrate.make_qgrid`); taken
+        q bin centres in 1/Å (see :func:`ptyprep.saxs.integrate.make_qgrid`); taken
         from the file when it exists.
     nphi : int, optional
         Number of φ bins (even); taken from the file when it exists, else 60.
     comm : communicator, optional
-        Default :func:`ptyprep.comm.world`.
+        Default :func:`ptyprep.engine.comm.world`.
     replace_path : (old, new), optional
         Rewrite the start of every sample's ``@source`` (raw files moved).
     compression : str

@@ -215,7 +215,7 @@ tomo_algorithm = "fbp"
 
 def run_demo(out_dir, comm=None):
     """Simulate, process and draw the demo; returns ``{"raw", "recipe", "procdata", "pngs"}``."""
-    from ..comm import world
+    from ..engine.comm import world
     from ..recipe import load_recipe
     from .pipeline import run_procdata
     from .plot import plot_procdata

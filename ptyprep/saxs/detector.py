@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ..errors import RecipeError
-from ..integrate import StackIntegrator, geometry_dict, load_poni
+from .integrate import StackIntegrator, geometry_dict, load_poni
 
 __all__ = ["Detector", "default_name", "load_image"]
 
@@ -152,7 +152,7 @@ class Detector:
         return arr
 
     def integrator(self, qgrid, nphi, split="bbox"):
-        """A :class:`~ptyprep.integrate.StackIntegrator` for this detector's geometry and corrections.
+        """A :class:`~ptyprep.saxs.integrate.StackIntegrator` for this detector's geometry and corrections.
 
         Parameters
         ----------

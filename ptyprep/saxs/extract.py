@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import PtyprepError, RecipeError
 from ..layout import procdata as L
-from ..writers import procdata as W
+from . import store as W
 from . import attrs as A
 
 #: data keys an attribute function may read
@@ -83,7 +83,7 @@ def extract_chunks(comm, ds, sn, n, func, names, chunk, kwargs):
     gathers and returns the ``(n, ...)`` values, other ranks None.  A failure on
     any rank raises the same error on all.
     """
-    from ..loadmanager import LoadManager
+    from ..engine.shares import LoadManager
 
     lm = LoadManager(comm.size)
     stack = getattr(func, "stack", False)

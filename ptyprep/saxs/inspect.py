@@ -25,7 +25,7 @@ def summarize(path):
     """JSON-serialisable summary: q grid, Nphi, detectors and per sample frames, keys, maps, tomo."""
     import h5py
 
-    from ..writers import procdata as W
+    from . import store as W
 
     with h5py.File(path, "r") as f:
         root = W.read_root(f)

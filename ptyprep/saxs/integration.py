@@ -9,13 +9,13 @@ import logging
 import numpy as np
 
 from ..errors import RecipeError
-from ..integrate import merge_maps, merge_var
+from .integrate import merge_maps, merge_var
 
 log = logging.getLogger(__name__)
 
 
 def make_integrators(detectors, qgrid, nphi, split):
-    """One :class:`~ptyprep.integrate.StackIntegrator` per detector (None: covers no q bin).
+    """One :class:`~ptyprep.saxs.integrate.StackIntegrator` per detector (None: covers no q bin).
 
     Raises RecipeError without detectors, or when no detector covers the q grid.
     """

@@ -66,8 +66,8 @@ def run_procdata(recipe, comm=None):
     RecipeError, SourceError
         Bad recipe or raw data (identically on every rank).
     """
-    from ..comm import world
-    from ..integrate import make_qgrid
+    from ..engine.comm import world
+    from .integrate import make_qgrid
     from .analysis import ScanAnalysis
 
     comm = comm if comm is not None else world()
@@ -147,7 +147,7 @@ def describe_procdata(recipe):
     Opens every detector's ``.poni`` and mask, every raw scan and each detector's frames;
     writes nothing.  Raises the same errors as :func:`run_procdata` would before its first write.
     """
-    from ..integrate import make_qgrid, phi_centres
+    from .integrate import make_qgrid, phi_centres
     from . import rawdata as R
 
     saxs = recipe.saxs

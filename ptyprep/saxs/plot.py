@@ -60,7 +60,7 @@ def plot_procdata(path, out_png, sample=None, what=None):
     """
     import h5py
 
-    from ..writers import procdata as W
+    from . import store as W
 
     what = list(WHAT if what is None else ([what] if isinstance(what, str) else what))
     out_png = Path(out_png)

@@ -2,14 +2,14 @@
 
 Maps (with ``overall`` stitching, transmission and absorption), tomograms and
 background subtraction: small enough for one process, each reads what it needs
-and writes its result through :mod:`ptyprep.writers.procdata`.
+and writes its result through :mod:`ptyprep.saxs.store`.
 """
 
 import numpy as np
 
 from ..errors import RecipeError
 from ..layout import procdata as L
-from ..writers import procdata as W
+from . import store as W
 from . import maps as M
 from .rawdata import remap_spec
 from .tomo import is_angle_axis, reconstruct

@@ -28,7 +28,7 @@ LIX = "nsls2-lix"
 
 
 def source_class(name):
-    from ..registry import get_source
+    from ..sources.registry import get_source
 
     return get_source(name)
 
@@ -110,7 +110,7 @@ class SampleFrames:
     """One open source per detector of a sample; ``read(dataset, indices)`` gives frames."""
 
     def __init__(self, spec, datasets):
-        from ..registry import make_source
+        from ..sources.registry import make_source
 
         cls = source_class(spec["name"])
         frames_option = getattr(cls, "frames_option", None)
@@ -246,7 +246,7 @@ def expand_files(files, map_path, make, incident=None, transmitted=None):
 
 def import_samples(f, items, datasets, uniform, prec):
     """Record ``[(sample or None, spec)]`` in the open proc_data file ``f``; returns the names."""
-    from ..writers import procdata as W
+    from . import store as W
 
     found = []
     existing = {sn: W.read_sample(f, sn)["source"] for sn in W.samples(f)}

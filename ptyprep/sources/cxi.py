@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RecipeError, SourceError
-from ..source import ScanMeta, ScanSource
+from .base import ScanMeta, ScanSource
 from ._common import H5Files, LENGTH_UNITS, check_number, check_positions, unit_factor
 from .hdf5 import HDF5Source
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RecipeError, SourceError
-from ..source import ScanMeta, ScanSource
+from .base import ScanMeta, ScanSource
 from ._common import LENGTH_UNITS, check_number, check_positions, check_scan_options, \
     column_index, natural_key, parse_table, unit_factor, valid_from_mask
 

@@ -24,9 +24,9 @@ import h5py
 import hdf5plugin  # noqa: F401  registers the bitshuffle/LZ4, Blosc2, ... filters
 import numpy as np
 
-from ..chunkread import read_hyperslab, roi_reader
+from ..fast.chunkread import read_hyperslab, roi_reader
 from ..errors import RecipeError, SourceError
-from ..source import ScanMeta, ScanSource
+from .base import ScanMeta, ScanSource
 from ._common import (LENGTH_UNITS, H5Files, check_number, check_positions, check_scan_options,
                       contiguous_runs, natural_key, resolve_center, resolve_energy,
                       resolve_length, resolve_psize, unit_factor, valid_from_mask)
@@ -45,7 +45,7 @@ class _Segments:
         self._readers = {}
 
     def roi_reader(self, s):
-        """Crop-on-read function of dataset ``s`` (:func:`~ptyprep.chunkread.roi_reader`)."""
+        """Crop-on-read function of dataset ``s`` (:func:`~ptyprep.fast.chunkread.roi_reader`)."""
         if s not in self._readers:
             self._readers[s] = roi_reader(self.dsets[s])
         return self._readers[s]

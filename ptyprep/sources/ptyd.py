@@ -1,15 +1,19 @@
-"""Re-prepare an existing ``.ptyd`` (e.g. crop or rebin further).
+"""Reading a ``.ptyd`` back (:func:`read_ptyd`), and re-preparing one (:class:`PtydSource`).
 
-The prepared frames become the raw frames of a new preparation: the file's
-``meta/center`` is the beam centre, its ``weights`` the per-frame valid pixels.
+As a source, the prepared frames become the raw frames of a new preparation (e.g. crop
+or rebin further): the file's ``meta/center`` is the beam centre, its ``weights`` the
+per-frame valid pixels.  Names come from :mod:`ptyprep.layout.ptyd`.
 """
 
+import contextlib
 from pathlib import Path
 
+import h5py
 import numpy as np
 
-from ..errors import SourceError
-from ..source import ScanMeta, ScanSource, crop_roi
+from ..errors import LayoutError, SourceError
+from ..layout import ptyd as L
+from .base import ScanMeta, ScanSource, crop_roi
 
 
 class PtydSource(ScanSource):
@@ -24,8 +28,6 @@ class PtydSource(ScanSource):
     path_options = ("path",)
 
     def __init__(self, path):
-        from ..writers.ptyd import read_ptyd
-
         if not Path(path).is_file():
             raise SourceError(f"source.path {path!r} does not exist; give a .ptyd file")
         self.path = path
@@ -52,3 +54,75 @@ class PtydSource(ScanSource):
 
     def read_frames_valid(self, indices, roi=None):
         return crop_roi(self._scan["weights"][self._order[np.asarray(indices)]], roi)
+
+
+def read_ptyd(path):
+    """Read a prepared scan back.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.ptyd`` file in any save mode; external links resolve next to it.
+
+    Returns
+    -------
+    dict
+        ``meta`` (dict), ``data`` (M, N, N), ``weights`` (M, N, N) bool,
+        ``positions`` (M, 2) metres, ``indices`` (M,) int64 — chunks concatenated in
+        ``int(name)`` order, dangling links (parts not yet written) skipped — and
+        ``info`` (dict of the provenance group, if present).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"no .ptyd file at {str(path)!r}")
+    with open_ptyd(path) as (h5, meta, info):
+        pieces = []
+        for name in sorted(h5[L.CHUNKS], key=int):
+            try:
+                group = h5[L.CHUNKS][name]
+            except KeyError:  # dangling external link: part not written yet
+                continue
+            pieces.append(read_chunk_arrays(group))
+    if pieces:
+        out = {k: np.concatenate([p[k] for p in pieces]) for k in L.CHUNK_ARRAYS}
+    else:
+        n = int(meta["shape"][0])
+        out = {L.DATA: np.zeros((0, n, n)), L.WEIGHTS: np.zeros((0, n, n), np.uint8),
+               L.POSITIONS: np.zeros((0, 2)), L.INDICES: np.zeros(0, np.int64)}
+    out[L.WEIGHTS] = out[L.WEIGHTS] > 0
+    out[L.INDICES] = out[L.INDICES].astype(np.int64)
+    out["meta"], out["info"] = meta, info
+    return out
+
+
+@contextlib.contextmanager
+def open_ptyd(path):
+    """Open a ``.ptyd`` for reading: yield ``(h5, meta, info)``; LayoutError if it is not one."""
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise LayoutError(f"{str(path)!r} is not a readable HDF5 file: {exc}") from exc
+    with h5:
+        if L.META not in h5 or L.CHUNKS not in h5:
+            raise LayoutError(f"{str(path)!r} is not a .ptyd file: it has no meta/ and chunks/ groups")
+        meta = {k: read_value(v) for k, v in h5[L.META].items()}
+        info = {k: read_value(v) for k, v in h5[L.INFO].items()} if L.INFO in h5 else {}
+        yield h5, meta, info
+
+
+def read_chunk_arrays(group):
+    """The four arrays of one chunk group (or part file root) as numpy arrays."""
+    return {name: group[name][()] for name in L.CHUNK_ARRAYS}
+
+
+def read_value(node):
+    """Decode an h5rw-typed dataset."""
+    kind = node.attrs.get(L.TYPE)
+    if isinstance(kind, bytes):
+        kind = kind.decode()
+    if kind == L.NONE:
+        return None
+    value = node[()]
+    if kind == L.STRING or isinstance(value, bytes):
+        return value.decode() if isinstance(value, bytes) else str(value)
+    return value

@@ -14,7 +14,7 @@ around the beam centre, which makes ordering mistakes visible in tests.
 import numpy as np
 
 from ..errors import RecipeError
-from ..source import ScanMeta, ScanSource, crop_roi
+from .base import ScanMeta, ScanSource, crop_roi
 
 KEV_M = 12.398419843320026e-10  # wavelength (m) times photon energy (keV)
 

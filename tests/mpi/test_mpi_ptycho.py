@@ -67,7 +67,7 @@ def test_iter_chunks_under_mpi_gives_each_rank_its_share(run_mpi, tmp_path):
     script.write_text(textwrap.dedent("""
         import json, sys
         import ptyprep
-        from ptyprep.comm import world
+        from ptyprep.engine.comm import world
         comm = world()
         r = ptyprep.load_recipe({"source": {"name": "simulate", "num_frames": 21, "kind": "index"},
                                  "prep": {"shape": 32}, "output": {"chunk_frames": 7}})

@@ -8,7 +8,7 @@ import numpy as np
 
 import ptyprep
 from ptyprep.acquire import source_options
-from ptyprep.writers.ptyd_publish import read_links
+from ptyprep.ptycho.publish import read_links
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_watch import CHUNK, Reader, write_recipe  # noqa: E402

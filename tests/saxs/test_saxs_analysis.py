@@ -9,7 +9,7 @@ import pytest
 import saxs_fixtures as F
 
 from ptyprep.errors import LayoutError, PtyprepError, RecipeError, SourceError
-from ptyprep.integrate import make_qgrid, merge_maps, phi_centres
+from ptyprep.saxs.integrate import make_qgrid, merge_maps, phi_centres
 from ptyprep.saxs import ScanAnalysis
 from ptyprep.saxs import demo
 
@@ -205,7 +205,7 @@ def test_replace_path_and_resume(data, tmp_path):
 
 
 def test_lix_source_registered(data):
-    from ptyprep.registry import make_source
+    from ptyprep.sources.registry import make_source
 
     src = make_source("nsls2-lix", {"path": data["files"][1], "detector": "pilW2_image"})
     meta = src.read_meta()

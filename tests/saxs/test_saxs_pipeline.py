@@ -101,7 +101,7 @@ def test_demo_plot_inspect(tmp_path):
 
 SCRIPT = """
 import sys
-from ptyprep.comm import world
+from ptyprep.engine.comm import world
 from ptyprep.recipe import load_recipe
 from ptyprep.saxs.pipeline import run_procdata
 run_procdata(load_recipe(sys.argv[1]), world())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.signal import find_peaks
 
-from ptyprep.integrate import load_poni, make_qgrid
+from ptyprep.saxs.integrate import load_poni, make_qgrid
 from ptyprep.saxs import Detector, ScanAnalysis
 from ptyprep.saxs.demo import write_poni
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import saxs_fixtures as F
 
-from ptyprep.integrate import StackIntegrator, make_qgrid, merge_maps, merge_var
+from ptyprep.saxs.integrate import StackIntegrator, make_qgrid, merge_maps, merge_var
 from ptyprep.saxs import Detector, ScanAnalysis, demo
 
 QGRID = make_qgrid(*F.QSEGS)

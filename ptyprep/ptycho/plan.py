@@ -12,8 +12,8 @@ from typing import Optional
 import numpy as np
 
 from . import frames as F
-from .errors import RecipeError, SourceError
-from .images import load_image
+from ..errors import RecipeError, SourceError
+from ..sources.images import load_image
 
 
 @dataclass(frozen=True)

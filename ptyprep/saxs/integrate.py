@@ -27,8 +27,8 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import RecipeError
-from .sparsebins import BinMatrix
+from ..errors import RecipeError
+from ..fast.sparsebins import BinMatrix
 from .qgrid import (check_nphi, check_qgrid, make_qgrid, phi_centres,  # noqa: F401 (re-exported)
                     phi_edges, q_bin_bounds, q_edges, q_segments)
 

@@ -12,8 +12,8 @@ import os
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .errors import RecipeError
-from .source import ScanSource
+from ..errors import RecipeError
+from .base import ScanSource
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _load(target):
 def experiment_dirs():
     """Folders whose ``*.py`` beamline modules are imported: the repository's
     ``experiments/`` and those listed in ``PTYPREP_EXPERIMENTS`` (``os.pathsep``-separated)."""
-    folders = [Path(__file__).resolve().parent.parent / "experiments"]
+    folders = [Path(__file__).resolve().parents[2] / "experiments"]
     folders += [Path(p) for p in os.environ.get("PTYPREP_EXPERIMENTS", "").split(os.pathsep) if p]
     return [f for f in folders if f.is_dir()]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SourceError
+from ..errors import SourceError
 
 
 def load_image(spec):

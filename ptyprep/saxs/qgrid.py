@@ -8,7 +8,7 @@
 
 import numpy as np
 
-from .errors import RecipeError
+from ..errors import RecipeError
 
 _RTOL = 1e-6          # relative tolerance when deciding that two q steps are equal
 

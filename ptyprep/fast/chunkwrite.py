@@ -9,7 +9,7 @@ the finished chunk with ``write_direct_chunk``:
 * HDF5's **shuffle** filter is a byte transpose of the chunk: view it as
   ``(n_elements, itemsize)`` bytes, transpose, ravel (nothing for 1-byte types);
 * HDF5's **deflate** filter stores a standard zlib stream (RFC 1950), which
-  :func:`ptyprep.compression.deflate` makes with ISA-L when installed, else zlib.
+  :func:`ptyprep.fast.deflate.deflate` makes with ISA-L when installed, else zlib.
 
 The dataset is created with exactly those filters and chunks of ``K`` frames
 ``(K, H, W)``, so h5py, the C library, MATLAB ... decode it with their built-in
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..compression import deflate_parts, plane_modes
+from .deflate import deflate_parts, plane_modes
 from .shuffle import shuffle_frame
 
 #: h5py's default gzip level when ``compression_opts`` is not given.

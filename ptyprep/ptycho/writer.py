@@ -18,12 +18,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..compression import dataset_filters
+from ..layout.filters import dataset_filters
 from ..errors import LayoutError, OutputError, SourceError
 from ..layout import ptyd as L
-from ..stack import FrameStack
-from . import chunkwrite as cw
-from .ptyd_share import ChunkStream, encode_share
+from .h5rw import dict_group, write_info, write_meta
+from .chunks import append_chunk_arrays, create_chunk_group, create_frame_datasets, write_chunk_arrays
+from ..engine.stack import FrameStack
+from ..fast import chunkwrite as cw
+from .share import ChunkStream, encode_share
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +134,8 @@ class PtydWriter:
             if self.tmp.exists():
                 self.tmp.unlink()
             self._h5 = h5py.File(self.tmp, "w", libver="latest")
-            L.write_meta(self._h5, self.meta)
-            L.dict_group(self._h5, L.CHUNKS)
+            write_meta(self._h5, self.meta)
+            dict_group(self._h5, L.CHUNKS)
             self._h5.flush()
         self.comm.barrier()
 
@@ -202,11 +204,11 @@ class PtydWriter:
             tmp = self.path.parent / (name + ".tmp")
             def new_part(*shape_and_filters):
                 part = h5py.File(tmp, "w")
-                return (part,) + L.create_frame_datasets(part, *shape_and_filters)
+                return (part,) + create_frame_datasets(part, *shape_and_filters)
 
             return ChunkStream(new_part, counts[self.comm.rank], self.filters, self.codec)
         if self.comm.rank == 0:
-            return ChunkStream(lambda *shape_and_filters: L.create_chunk_group(
+            return ChunkStream(lambda *shape_and_filters: create_chunk_group(
                 self._chunks, L.chunk_name(chunk), *shape_and_filters),
                 int(np.sum(counts)), self.filters, self.codec)
         return None
@@ -218,7 +220,7 @@ class PtydWriter:
         chunk sizes, positions, indices) and one Gatherv of a uint8 buffer (the
         encoded chunks) — or, for filters ptyprep cannot encode, a Gatherv each of
         the raw data and weights.  Returns ``(data, weights, positions, indices)``
-        on rank 0 (data and weights as :class:`~ptyprep.writers.chunkwrite.EncodedFrames`
+        on rank 0 (data and weights as :class:`~ptyprep.fast.chunkwrite.EncodedFrames`
         or arrays), Nones elsewhere.
         """
         codec = share.codec
@@ -265,12 +267,12 @@ class PtydWriter:
             stream.finish(positions, indices, data, weights)
         elif self.save == "merge":
             if "0" in chunks:
-                L.append_chunk_arrays(chunks["0"], *arrays)
+                append_chunk_arrays(chunks["0"], *arrays)
             else:
-                L.write_chunk_arrays(chunks.create_group("0"), *arrays, self.filters,
+                write_chunk_arrays(chunks.create_group("0"), *arrays, self.filters,
                                      resizable=True)
         else:
-            L.write_chunk_arrays(chunks.create_group(L.chunk_name(chunk)), *arrays, self.filters)
+            write_chunk_arrays(chunks.create_group(L.chunk_name(chunk)), *arrays, self.filters)
         # no flush per chunk: nobody reads the hidden temporary master before close renames it
         if chunk % REOPEN_EVERY == REOPEN_EVERY - 1:
             # HDF5 keeps metadata of every chunk group written through an open file; reopening
@@ -291,7 +293,7 @@ class PtydWriter:
                     stream.finish(share.positions, share.indices)
             else:
                 with h5py.File(tmp, "w") as part:
-                    L.write_chunk_arrays(part, *share.arrays(), self.filters)
+                    write_chunk_arrays(part, *share.arrays(), self.filters)
             os.replace(tmp, target)
             self.parts_written.append(target)
         if self.comm.rank == 0:
@@ -307,7 +309,7 @@ class PtydWriter:
             info = dict(self.info, **(info_extra or {}))
             info["frames_written"] = np.int64(self.frames_written)
             info["complete"] = np.int64(1)
-            L.write_info(self._h5, info)
+            write_info(self._h5, info)
             self._h5.close()
             self._h5 = None
             os.replace(self.tmp, self.path)
@@ -341,57 +343,3 @@ def remove_previous(path, part_format="{dfile}.part{part:03d}"):
         if Path(name).name == name:
             (path.parent / name).unlink(missing_ok=True)
     path.unlink()
-
-
-def read_ptyd(path):
-    """Read a prepared scan back.
-
-    Parameters
-    ----------
-    path : str or Path
-        A ``.ptyd`` file in any save mode; external links resolve next to it.
-
-    Returns
-    -------
-    dict
-        ``meta`` (dict), ``data`` (M, N, N), ``weights`` (M, N, N) bool,
-        ``positions`` (M, 2) metres, ``indices`` (M,) int64 — chunks concatenated in
-        ``int(name)`` order, dangling links (parts not yet written) skipped — and
-        ``info`` (dict of the provenance group, if present).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"no .ptyd file at {str(path)!r}")
-    with open_ptyd(path) as (h5, meta, info):
-        pieces = []
-        for name in sorted(h5[L.CHUNKS], key=int):
-            try:
-                group = h5[L.CHUNKS][name]
-            except KeyError:  # dangling external link: part not written yet
-                continue
-            pieces.append(L.read_chunk_arrays(group))
-    if pieces:
-        out = {k: np.concatenate([p[k] for p in pieces]) for k in L.CHUNK_ARRAYS}
-    else:
-        n = int(meta["shape"][0])
-        out = {L.DATA: np.zeros((0, n, n)), L.WEIGHTS: np.zeros((0, n, n), np.uint8),
-               L.POSITIONS: np.zeros((0, 2)), L.INDICES: np.zeros(0, np.int64)}
-    out[L.WEIGHTS] = out[L.WEIGHTS] > 0
-    out[L.INDICES] = out[L.INDICES].astype(np.int64)
-    out["meta"], out["info"] = meta, info
-    return out
-
-
-@contextlib.contextmanager
-def open_ptyd(path):
-    """Open a ``.ptyd`` for reading: yield ``(h5, meta, info)``; LayoutError if it is not one."""
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as exc:
-        raise LayoutError(f"{str(path)!r} is not a readable HDF5 file: {exc}") from exc
-    with h5:
-        if L.META not in h5 or L.CHUNKS not in h5:
-            raise LayoutError(f"{str(path)!r} is not a .ptyd file: it has no meta/ and chunks/ groups")
-        meta = {k: L.read_value(v) for k, v in h5[L.META].items()}
-        info = {k: L.read_value(v) for k, v in h5[L.INFO].items()} if L.INFO in h5 else {}
-        yield h5, meta, info

@@ -1,6 +1,6 @@
 """A sparse bins × pixels matrix applied to stacks of frames, in the order that runs fastest.
 
-Pure numpy/scipy: :mod:`ptyprep.integrate` builds the matrix from pyFAI's geometry and hands
+Pure numpy/scipy: :mod:`ptyprep.saxs.integrate` builds the matrix from pyFAI's geometry and hands
 it here. :meth:`BinMatrix.apply` returns ``mat @ frame`` per frame in the caller's bin order;
 only the order in which the products are *evaluated* changes.
 

@@ -15,7 +15,9 @@ import numpy as np
 
 from ..errors import LayoutError, OutputError
 from ..layout import ptyd as L
-from .ptyd import open_ptyd
+from .h5rw import dict_group, write_info, write_meta
+from .chunks import write_chunk_arrays
+from ..sources.ptyd import open_ptyd
 
 
 def publishing_name(path):
@@ -41,7 +43,7 @@ def write_part(path, arrays, filters, before_rename=None):
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as part:
-        L.write_chunk_arrays(part, *arrays, filters)
+        write_chunk_arrays(part, *arrays, filters)
     if before_rename is not None:
         before_rename()
     os.replace(tmp, path)
@@ -65,13 +67,13 @@ def publish_master(path, meta, info, part_names):
     path = Path(path)
     tmp = publishing_name(path)
     with h5py.File(tmp, "w", libver="latest") as h5:
-        L.write_meta(h5, meta)
-        chunks = L.dict_group(h5, L.CHUNKS)
+        write_meta(h5, meta)
+        chunks = dict_group(h5, L.CHUNKS)
         for k, name in enumerate(part_names):
             if Path(name).name != name:
                 raise OutputError(f"part name {name!r} is not a bare file name")
             chunks[L.chunk_name(k)] = h5py.ExternalLink(name, "/")
-        L.write_info(h5, info)
+        write_info(h5, info)
     os.replace(tmp, path)
 
 

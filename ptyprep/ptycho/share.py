@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..layout import ptyd as L
-from . import chunkwrite as cw
+from .chunks import write_positions
+from ..fast import chunkwrite as cw
 
 
 @dataclass
@@ -31,10 +32,10 @@ class Share:
     indices : (M,) int64 ndarray
     codec : Codec or None
         Set when the frames are encoded: ``buf`` and ``sizes`` hold data and weights
-        chunks as :func:`~ptyprep.writers.chunkwrite.encode_stacks` makes them;
+        chunks as :func:`~ptyprep.fast.chunkwrite.encode_stacks` makes them;
         None when ``data`` and ``weights`` hold the arrays (filters HDF5 applies).
     frames_per_chunk : int
-        Frames in each encoded chunk (:func:`~ptyprep.writers.chunkwrite.frames_per_chunk`).
+        Frames in each encoded chunk (:func:`~ptyprep.fast.chunkwrite.frames_per_chunk`).
     streamed : bool
         The frames are already in the file (:class:`ChunkStream`); ``buf`` is empty.
     """
@@ -76,7 +77,7 @@ class ChunkStream:
     filters : dict
         h5py keywords of the frame datasets.
     codec : Codec
-        What the batches were encoded with (:func:`~ptyprep.writers.chunkwrite.chunk_codec`).
+        What the batches were encoded with (:func:`~ptyprep.fast.chunkwrite.chunk_codec`).
     """
 
     def __init__(self, new_group, n_frames, filters, codec):
@@ -104,12 +105,12 @@ class ChunkStream:
 
     def finish(self, positions, indices, data=None, weights=None):
         """The group's ``positions`` and ``indices``, after the frames encoded elsewhere
-        (other ranks' :class:`~ptyprep.writers.chunkwrite.EncodedFrames`), if any."""
+        (other ranks' :class:`~ptyprep.fast.chunkwrite.EncodedFrames`), if any."""
         if data is not None:
             cw.write_encoded(self.data, self.written, data)
             cw.write_encoded(self.weights, self.written, weights)
             self.written += len(data)
-        L.write_positions(self.group, positions, indices)
+        write_positions(self.group, positions, indices)
 
 
 def weights_of(stack):

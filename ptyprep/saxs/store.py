@@ -8,10 +8,10 @@ gzip-compressed (readable without plugins) and filled chunk by chunk.
 import h5py
 import numpy as np
 
-from ..compression import dataset_filters
+from ..layout.filters import dataset_filters
 from ..errors import LayoutError
 from ..layout import procdata as L
-from ..integrate import phi_centres, phi_edges, q_bin_bounds
+from .integrate import phi_centres, phi_edges, q_bin_bounds
 
 
 def init_root(f, detectors, qgrid, nphi):
