@@ -6,7 +6,7 @@
 """
 
 from ._version import __version__
-from .errors import LayoutError, OutputError, PtyprepError, RecipeError, SourceError
+from .errors import LayoutError, OtherRankError, OutputError, PtyprepError, RecipeError, SourceError
 from .recipe import Recipe, load_recipe
 from .sources.registry import get_source, register_source, source_names
 from .sources.base import ScanMeta, ScanSource
@@ -19,8 +19,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "run": ("ptyprep.service", "run"),
-    "iter_chunks": ("ptyprep.service", "iter_chunks"),
+    "run": ("ptyprep.engine.run", "run"),
+    "iter_chunks": ("ptyprep.engine.run", "iter_chunks"),
     "read_ptyd": ("ptyprep.sources.ptyd", "read_ptyd"),
 }
 

@@ -101,7 +101,7 @@ def _overrides(items):
 
 def _cmd_run(args, comm):
     from .recipe import load_recipe
-    from .service import run
+    from .engine.run import run
 
     recipe = load_recipe(args.recipe, overrides=_overrides(args.overrides))
     result = run(recipe, comm)

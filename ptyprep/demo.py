@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from .engine.collective import on_root
+
 DEMO_RECIPE = """\
 # Demo recipe written by `ptyprep demo`: a simulated far-field ptychography scan
 # (off-centre beam, module gap, dead and hot pixels) prepared for ptypy.
@@ -32,28 +34,22 @@ overwrite = true
 def run_demo(kind, out_dir, comm):
     """Run the demo(s); yield lines to print."""
     out = Path(out_dir)
-    if comm.rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    comm.barrier()
+    on_root(comm, out.mkdir, parents=True, exist_ok=True)
     if kind in ("ptycho", "all"):
         yield from _ptycho(out, comm)
     if kind in ("saxs", "all"):
-        from .saxs.demo import run_demo as saxs_demo
-
-        result = saxs_demo(out / "saxs", comm=comm)
+        result = run_saxs_demo(out / "saxs", comm=comm)
         for key, value in result.items():
             yield f"saxs {key}: {value}"
 
 
 def _ptycho(out, comm):
+    from .engine.run import run
     from .plot import plot_ptyd
     from .recipe import load_recipe
-    from .service import run
 
     recipe_path = out / "demo_ptycho.toml"
-    if comm.rank == 0:
-        recipe_path.write_text(DEMO_RECIPE.format(recipe=recipe_path))
-    comm.barrier()
+    on_root(comm, recipe_path.write_text, DEMO_RECIPE.format(recipe=recipe_path))
     result = run(load_recipe(recipe_path), comm)
     if comm.rank == 0:
         png = plot_ptyd(result["path"], out / "demo_ptycho.png")
@@ -61,3 +57,28 @@ def _ptycho(out, comm):
         yield f"prepared {result['frames']} frames in {result['seconds']:.1f} s -> {result['path']}"
         yield f"picture: {png}"
         yield f"next:    ptyprep inspect {result['path']}"
+
+
+def run_saxs_demo(out_dir, comm=None):
+    """Simulate, process and draw the SAXS demo (:mod:`ptyprep.saxs.demo`); returns
+    ``{"raw", "recipe", "procdata", "pngs"}``."""
+    from .engine.comm import world
+    from .engine.run import run
+    from .recipe import load_recipe
+    from .saxs.demo import RECIPE, write_demo_data
+    from .saxs.plot import plot_procdata
+
+    comm = comm if comm is not None else world()
+    out = Path(out_dir)
+
+    def inputs():
+        write_demo_data(out)
+        (out / "saxs_demo.toml").write_text(RECIPE)
+
+    on_root(comm, inputs)
+    recipe = load_recipe(out / "saxs_demo.toml")
+    procdata = Path(run(recipe, comm)["path"])
+    pngs = plot_procdata(procdata, out / "saxs_demo.png") if comm.rank == 0 else []
+    raw = [str(out / "scanA.h5"), str(out / "scanB.h5")]
+    return {"raw": raw, "recipe": str(out / "saxs_demo.toml"), "procdata": str(procdata),
+            "pngs": [str(p) for p in pngs]}

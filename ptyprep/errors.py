@@ -24,3 +24,8 @@ class LayoutError(PtyprepError):
 
 class OutputError(PtyprepError, OSError):
     """The output cannot be written (exists without overwrite, not writable)."""
+
+
+class OtherRankError(RuntimeError):
+    """Another MPI rank failed with an error that is not bad input; raised on the ranks
+    that did not fail, so none of them waits for it (see :mod:`ptyprep.engine.collective`)."""

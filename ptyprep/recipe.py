@@ -1,7 +1,9 @@
 """Typed recipes: TOML loading, ``--set`` overrides and validation.
 
-A recipe has three sections, ``[source]``, ``[prep]`` and ``[output]`` (plus
-``[saxs]`` for scanning SAXS/WAXS, validated in :mod:`ptyprep.saxs.recipe`).
+A recipe has three core sections, ``[source]``, ``[prep]`` and ``[output]``; a
+format may own one more (``procdata`` owns ``[saxs]``), which that format parses
+and validates (:meth:`ptyprep.engine.formats.Format.parse_section`).
+``[output] format`` names one registered format or a list of them.
 Every rank loads and validates the same recipe before the first collective, so
 a bad recipe fails identically everywhere and nobody waits forever.
 
@@ -16,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .engine.formats import format_names, get_format, section_owners
 from .errors import RecipeError
+from .layout.files import DEFAULT_PART_FORMAT
+from .layout.filters import COMPRESSIONS
 from .ptycho.frames import parse_orientation
 
 SAVE_MODES = ("append", "link", "merge")
-COMPRESSIONS = ("none", "gzip", "lzf", "bitshuffle", "blosc2")
-FORMATS = ("ptyd", "procdata")
+CORE_SECTIONS = ("source", "prep", "output")
 CENTER_MODES = ("source", "auto", "fftshift", "geometric")
 
 
@@ -62,27 +66,42 @@ class PrepSection:
 
 @dataclass(frozen=True)
 class OutputSection:
-    """``[output]``: where and how results are written."""
+    """``[output]``: where and how results are written.
 
-    format: str = "ptyd"
+    ``format`` is a format name or a tuple of names (the first leads: it prepares).
+    """
+
+    format: object = "ptyd"
     dfile: str = "scan.ptyd"
     save: str = "append"
     chunk_frames: int = 64
     compression: str = "gzip"
     overwrite: bool = False
-    part_format: str = "{dfile}.part{part:03d}"
+    part_format: str = DEFAULT_PART_FORMAT
     label: str = ""
+
+    @property
+    def formats(self):
+        """The format names, as a tuple (the lead first)."""
+        return (self.format,) if isinstance(self.format, str) else tuple(self.format)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A whole validated recipe; ``base_dir`` is the recipe file's folder."""
+    """A whole validated recipe; ``base_dir`` is the recipe file's folder.
+
+    ``sections`` holds the tables owned by formats, parsed by them (``"saxs"``).
+    """
 
     source: SourceSection = field(default_factory=SourceSection)
     prep: PrepSection = field(default_factory=PrepSection)
     output: OutputSection = field(default_factory=OutputSection)
-    saxs: Optional[object] = None
+    sections: dict = field(default_factory=dict)
     base_dir: str = "."
+
+    def section(self, name):
+        """The parsed table ``name`` owned by a format (None when the recipe has none)."""
+        return self.sections.get(name)
 
     def to_dict(self):
         """Plain nested dict (TOML-like) of the recipe, for provenance."""
@@ -91,8 +110,8 @@ class Recipe:
             "prep": dataclasses.asdict(self.prep),
             "output": dataclasses.asdict(self.output),
         }
-        if self.saxs is not None:
-            out["saxs"] = self.saxs.to_dict() if hasattr(self.saxs, "to_dict") else dict(self.saxs)
+        for name, value in self.sections.items():
+            out[name] = value.to_dict() if hasattr(value, "to_dict") else dict(value)
         return out
 
     def path(self, value):
@@ -170,11 +189,11 @@ def _override_value(section, name, text):
 
 def _field_default(section, name):
     """Default of a key of a typed recipe section (None if unknown or without default)."""
-    if section == "saxs":
-        from .saxs.recipe import SaxsSection as cls
-    else:
-        cls = {"prep": PrepSection, "output": OutputSection}.get(section)
-    for spec in dataclasses.fields(cls) if cls is not None else ():
+    cls = {"prep": PrepSection, "output": OutputSection}.get(section)
+    if cls is None:
+        owner = section_owners().get(section)
+        return owner.section_defaults().get(name) if owner is not None else None
+    for spec in dataclasses.fields(cls):
         if spec.name == name:
             return None if spec.default is dataclasses.MISSING else spec.default
     return None
@@ -193,7 +212,8 @@ def _deep_copy(d):
 
 def parse_recipe(raw, base_dir="."):
     """Validate a nested dict into a :class:`Recipe` (see :func:`load_recipe`)."""
-    sections = {"source", "prep", "output", "saxs"}
+    owners = section_owners()
+    sections = set(CORE_SECTIONS) | set(owners)
     unknown = sorted(set(raw) - sections)
     if unknown:
         raise RecipeError(f"unknown recipe section(s) [{'], ['.join(unknown)}]; "
@@ -205,13 +225,12 @@ def parse_recipe(raw, base_dir="."):
     prep = _parse_section(PrepSection, "prep", raw.get("prep", {}))
     output = _parse_section(OutputSection, "output", raw.get("output", {}))
     prep = _check_prep(prep)
-    _check_output(output)
-    saxs = None
-    if "saxs" in raw or output.format == "procdata":
-        from .saxs.recipe import parse_saxs_section
-
-        saxs = parse_saxs_section(raw.get("saxs", {}))
-    return Recipe(source=source, prep=prep, output=output, saxs=saxs, base_dir=str(base_dir))
+    output = _check_output(output)
+    named = {get_format(name).section for name in output.formats}
+    owned = {name: owners[name].parse_section(raw.get(name, {}))
+             for name in sorted(owners) if name in raw or name in named}
+    return Recipe(source=source, prep=prep, output=output, sections=owned,
+                  base_dir=str(base_dir))
 
 
 def _parse_source(table):
@@ -249,7 +268,7 @@ def _check_type(name, value, default):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{name} must be a number, got {value!r}")
         return float(value)
-    if isinstance(default, str) and name not in ("prep.center",):
+    if isinstance(default, str) and name not in ("prep.center", "output.format"):
         if not isinstance(value, str):
             raise RecipeError(f"{name} must be a string, got {value!r}")
         return value
@@ -303,8 +322,15 @@ def _check_prep(prep):
 
 
 def _check_output(output):
-    if output.format not in FORMATS:
-        raise RecipeError(f"output.format {output.format!r} is not one of {', '.join(FORMATS)}")
+    names = output.format
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        output = dataclasses.replace(output, format=tuple(names))
+    elif not isinstance(names, str):
+        raise RecipeError(f"output.format must be a format name or a list of them, got "
+                          f"{names!r}; known formats: {', '.join(format_names())}")
+    for name in output.formats:
+        if name not in format_names():
+            raise RecipeError(f"output.format {name!r} is not one of {', '.join(format_names())}")
     if output.save not in SAVE_MODES:
         raise RecipeError(f"output.save {output.save!r} is not one of {', '.join(SAVE_MODES)}")
     if output.compression not in COMPRESSIONS:
@@ -317,3 +343,4 @@ def _check_output(output):
     if "{part" not in output.part_format:
         raise RecipeError(f"output.part_format {output.part_format!r} must contain {{part}} "
                           "(e.g. '{dfile}.part{part:03d}')")
+    return output

@@ -1,41 +1,17 @@
-"""Human-readable descriptions for ``ptyprep validate`` and ``ptyprep sources``."""
+"""Human-readable descriptions for ``ptyprep validate``, ``ptyprep sources`` and ``ptyprep formats``."""
 
 import inspect
 
-from .ptycho.plan import make_plan
+from .engine.formats import format_names, get_format, recipe_formats
 from .sources.registry import get_source, source_names, source_options
-from .service import open_source
-from .ptycho.writer import check_output
 
 
 def describe_plan(recipe):
     """Check ``recipe`` fully (source opened, geometry read) and describe what a run would do."""
-    if recipe.output.format == "procdata":
-        from .saxs.pipeline import describe_procdata
-
-        return describe_procdata(recipe)
-    dfile = recipe.path(recipe.output.dfile)
-    check_output(dfile, recipe.output.overwrite)
-    with open_source(recipe) as source:
-        plan = make_plan(recipe, source)
-    meta = plan.output_meta()
-    center = ("automatic (centre of mass of the first chunk)" if plan.center is None
-              else f"({plan.center[0]:.2f}, {plan.center[1]:.2f}) [{plan.center_mode}]")
-    chunks = plan.chunks()
-    lines = [
-        f"recipe OK: source {recipe.source.name!r} ({type(source).__name__})",
-        f"  frames        {plan.num_frames} of raw shape {plan.raw_shape}",
-        f"  centre        {center} on the raw frame",
-        f"  crop          {plan.shape} → orientation (transpose, flipud, fliplr) = {plan.orientation}"
-        f" → rebin {plan.rebin} ({plan.rebin_mode})",
-        f"  prepared      shape {meta['shape'].tolist()}, centre {meta['center'].tolist()}, "
-        f"pixel {meta['psize'].tolist()} m",
-        f"  geometry      {plan.energy_keV:g} keV, distance {plan.distance_m:g} m",
-        f"  valid pixels  {plan.valid.mean() * 100:.2f}% of the raw frame (static mask)",
-        f"  output        {dfile} ({recipe.output.save}, {recipe.output.compression}), "
-        f"{len(chunks)} chunk(s) of ≤ {recipe.output.chunk_frames} frames",
-    ]
-    return "\n".join(lines)
+    formats = recipe_formats(recipe)
+    for fmt in formats:
+        fmt.check()
+    return "\n".join(formats[0].describe(formats))
 
 
 def describe_sources():

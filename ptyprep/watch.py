@@ -40,8 +40,10 @@ from .errors import RecipeError, SourceError
 from .layout import ptyd as L
 from .engine.shares import LoadManager
 from .ptycho.plan import make_plan
-from .service import decide_center, open_source, provenance
-from .ptycho.writer import check_output, part_name, part_numbers
+from .ptycho.format import decide_center, provenance
+from .ptycho.writer import check_output, part_numbers
+from .layout.files import part_name
+from .sources.registry import open_source
 from .ptycho.publish import publish_master, write_part
 from .watch_state import held_output, recipe_key, recover, status_name, write_status
 

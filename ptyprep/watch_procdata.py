@@ -44,7 +44,8 @@ from .layout import procdata as L
 from .engine.shares import LoadManager
 from .saxs import products as P, rawdata as R
 from .saxs.integration import integrate_share, make_integrators
-from .saxs.pipeline import make_detectors, partial_name, uses_lix
+from .saxs.format import make_detectors, uses_lix
+from .layout.files import partial_name
 from .watch import (DEFAULT_MAPS_EVERY, DEFAULT_POLL_S, ScanFollower, _part_delay,
                     run_until_stopped)
 from .watch_state import held_output, recipe_key, recover_procdata, status_name, write_status
@@ -75,7 +76,7 @@ def watch_procdata(recipe, comm, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, sta
     """
     from .saxs.integrate import make_qgrid
 
-    saxs = recipe.saxs
+    saxs = recipe.section("saxs")
     if saxs is None:
         raise RecipeError("output.format = 'procdata' needs a [saxs] section")
     if uses_lix(recipe):
@@ -122,7 +123,7 @@ def _refresh(raw):
 class _Daemon(ScanFollower):
     def __init__(self, recipe, comm, raw, spec, dfile, resume, detectors, integrators, qgrid,
                  idle_timeout_s, poll_s, status_path, stop, maps_every):
-        self.recipe, self.saxs, self.comm = recipe, recipe.saxs, comm
+        self.recipe, self.saxs, self.comm = recipe, recipe.section("saxs"), comm
         self.raw, self.spec = raw, spec
         self.dfile, self.work = dfile, partial_name(dfile)
         self.published, self.sample = resume

@@ -22,23 +22,15 @@ import numpy as np
 from .errors import LayoutError, OutputError, PtyprepError
 from .layout import ptyd as L
 from .layout import json_default
-from .ptycho.writer import part_name, remove_previous
-from .ptycho.publish import publish_master, publishing_name, read_links, read_part_indices
+from .ptycho.writer import remove_previous
+from .layout.files import lock_name, part_name, status_name
+from .ptycho.publish import publish_master, read_links, read_part_indices
+from .layout.files import publishing_name
 
 log = logging.getLogger(__name__)
 
 #: Part numbers past the last published one that are probed for strays before giving up.
 STRAY_PROBE = 64
-
-
-def lock_name(dfile):
-    """The lock file of output ``dfile``: ``<dfile>.lock``."""
-    return Path(str(dfile) + ".lock")
-
-
-def status_name(dfile):
-    """The default JSON status file of output ``dfile``: ``<dfile>.status.json``."""
-    return Path(str(dfile) + ".status.json")
 
 
 class OutputLock:
@@ -280,7 +272,7 @@ def recover_procdata(dfile, key, overwrite):
     import h5py
 
     from .layout import procdata as LP
-    from .saxs.pipeline import partial_name
+    from .layout.files import partial_name
     from .saxs import store as WP
 
     dfile = Path(dfile)

@@ -17,11 +17,23 @@ from ptyprep.ptycho.chunks import append_chunk_arrays, write_chunk_arrays
 from ptyprep.engine.stack import FrameStack
 from ptyprep.fast import chunkwrite as cw
 from ptyprep.fast import shuffle as sh
-from ptyprep.ptycho.writer import PtydWriter
+from ptyprep.engine.shares import ChunkShare
+from ptyprep.ptycho.writer import WRITERS
 from ptyprep.sources.ptyd import read_ptyd
 from ptyprep.ptycho.publish import write_part
 
 GZIP = dataset_filters("gzip")
+
+
+def writer_of(path, meta, info, comm, save="append", compression="gzip"):
+    """The .ptyd writer of save mode ``save``."""
+    return WRITERS[save](path, meta, info, comm, compression=compression)
+
+
+def write_share(writer, chunk, stack, counts):
+    """Write chunk ``chunk``: a FrameStack or an iterable of consecutive parts."""
+    parts = [stack] if isinstance(stack, FrameStack) else stack
+    writer.write(None, ChunkShare(chunk, 0, int(np.sum(counts)), np.asarray(counts)), parts)
 DTYPES = [np.uint8, np.uint16, np.uint32, np.int32, np.uint64, np.int64, np.float32, np.float64]
 SHAPES = [(3, 37, 53), (1, 1, 1), (2, 1, 7), (4, 16, 16), (2, 5, 3)]
 
@@ -397,8 +409,8 @@ def test_writer_forms_chunks_across_parts_of_any_size(tmp_path, sizes):
     for n in sizes:
         parts.append(stack_of(start, n))
         start += n
-    writer = PtydWriter(tmp_path / "p.ptyd", meta(num_frames=10), {}, SerialComm())
-    writer.write_share(0, iter(parts), np.array([10]))
+    writer = writer_of(tmp_path / "p.ptyd", meta(num_frames=10), {}, SerialComm())
+    write_share(writer, 0, iter(parts), np.array([10]))
     writer.close()
     got = read_ptyd(tmp_path / "p.ptyd")
     np.testing.assert_array_equal(got["data"], np.concatenate([p.data for p in parts]))
@@ -439,9 +451,9 @@ def test_a_share_failing_between_batches_leaves_no_file(tmp_path, save):
         yield stack_of(0, 4)
         raise RuntimeError("source died")
 
-    writer = PtydWriter(tmp_path / "f.ptyd", meta(num_frames=8), {}, SerialComm(), save=save)
+    writer = writer_of(tmp_path / "f.ptyd", meta(num_frames=8), {}, SerialComm(), save=save)
     with pytest.raises(RuntimeError, match="source died"):
-        writer.write_share(0, parts(), np.array([8]))
+        write_share(writer, 0, parts(), np.array([8]))
     writer.abandon()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -489,9 +501,9 @@ def creation_properties(group):
 def test_ptyd_writer_round_trips_every_mode(tmp_path, save, comp, static_valid):
     stacks = [stack_of(0, 5, static_valid=static_valid), stack_of(5, 0),
               stack_of(5, 7, static_valid=static_valid)]
-    writer = PtydWriter(tmp_path / "s.ptyd", meta(), {}, SerialComm(), save=save, compression=comp)
+    writer = writer_of(tmp_path / "s.ptyd", meta(), {}, SerialComm(), save=save, compression=comp)
     for k, s in enumerate(stacks):
-        writer.write_share(k, s, np.array([len(s)]))
+        write_share(writer, k, s, np.array([len(s)]))
     writer.close()
     got = read_ptyd(tmp_path / "s.ptyd")
     np.testing.assert_array_equal(got["data"], np.concatenate([s.data for s in stacks]))
@@ -523,9 +535,9 @@ def test_creation_properties_do_not_travel_between_files(tmp_path, monkeypatch):
     """Link-mode parts (HDF5's 1.8 format) and an append-mode master (latest format) written in
     one process get the same dataset properties as when each is written alone."""
     def write(save, name):
-        writer = PtydWriter(tmp_path / name, meta(), {}, SerialComm(), save=save)
-        writer.write_share(0, stack_of(0, 5), np.array([5]))
-        writer.write_share(1, stack_of(5, 7), np.array([7]))
+        writer = writer_of(tmp_path / name, meta(), {}, SerialComm(), save=save)
+        write_share(writer, 0, stack_of(0, 5), np.array([5]))
+        write_share(writer, 1, stack_of(5, 7), np.array([7]))
         writer.close()
         with h5py.File(tmp_path / name) as f:
             return {(k, n): creation_properties(g)[n] for k, g in f["chunks"].items() for n in g}

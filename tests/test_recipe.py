@@ -70,7 +70,7 @@ def test_load_recipe_from_toml_file(tmp_path):
     assert recipe.output.chunk_frames == 16
     assert recipe.output.compression == "lzf"
     assert recipe.output.overwrite is True
-    assert recipe.saxs is None
+    assert recipe.section("saxs") is None
     assert Path(recipe.base_dir) == tmp_path.resolve()
 
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import ptyprep
+import ptyprep.ptycho.format
+import ptyprep.ptycho.writer
 from ptyprep.ptycho import frames as F
 from ptyprep.errors import OutputError, RecipeError, SourceError
 from ptyprep.sources.simulate import SimulatedSource
@@ -50,15 +52,15 @@ def test_shares_prepared_in_cache_sized_batches_write_the_same_file(tmp_path, sa
     r = recipe(tmp_path, source={"kind": "ptycho"}, output={"save": save, "chunk_frames": 5})
     whole = np.concatenate([s.data for s in ptyprep.iter_chunks(r)])
     batches = []
-    real = ptyprep.service._prepared_parts
+    real = ptyprep.ptycho.format.prepared_parts
 
     def spy(*args):
         for part in real(*args):
             batches.append(len(part))
             yield part
 
-    monkeypatch.setattr(ptyprep.service, "CACHE_BATCH_BYTES", 40 << 10)
-    monkeypatch.setattr(ptyprep.service, "_prepared_parts", spy)
+    monkeypatch.setattr(ptyprep.ptycho.writer, "CACHE_BATCH_BYTES", 40 << 10)
+    monkeypatch.setattr(ptyprep.ptycho.format, "prepared_parts", spy)
     scan = ptyprep.read_ptyd(ptyprep.run(r)["path"])
     assert batches == [2, 2, 1] * 4 + [2, 1]
     assert scan["indices"].tolist() == list(range(23))

@@ -27,7 +27,7 @@ from ptyprep.errors import OutputError, RecipeError
 from ptyprep.layout import ptyd as L
 from ptyprep.watch import PART_DELAY_ENV, watch
 from ptyprep.watch_state import OutputLock, recipe_key, recover
-from ptyprep.ptycho.writer import part_name
+from ptyprep.layout.files import part_name
 from ptyprep.ptycho.publish import publish_master, read_links
 
 PY = sys.executable

@@ -2,8 +2,11 @@
 
 Pure index arithmetic: no MPI here.  Each chunk of indices is split into
 contiguous shares in rank order while the cumulative load of every rank stays
-balanced across chunks.
+balanced across chunks.  :func:`chunk_shares` is the one loop of the package that
+walks chunks over ranks; the run loop, the follow loop and the SAXS steps use it.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,6 +52,79 @@ class LoadManager:
         counts = self.counts(len(indices))
         bounds = np.concatenate([[0], np.cumsum(counts)])
         return [indices[bounds[r]:bounds[r + 1]] for r in range(self.size)]
+
+    def share(self, number, start, stop):
+        """The :class:`ChunkShare` of chunk ``number``, frames ``[start, stop)`` (updates the load)."""
+        counts = self.counts(stop - start)
+        return ChunkShare(int(number), int(start), int(stop), counts)
+
+    def replay(self, n_chunks, chunk_frames):
+        """Account for ``n_chunks`` chunks of ``chunk_frames`` frames split earlier (a resumed
+        scan continues with the balance it had)."""
+        for _ in range(int(n_chunks)):
+            self.counts(chunk_frames)
+        return self
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkShare:
+    """One chunk of a scan and how its frames are shared over the ranks.
+
+    Attributes
+    ----------
+    number : int
+        Chunk number (0, 1, ...), the same on every rank.
+    start, stop : int
+        The chunk's scan indices ``[start, stop)``.
+    counts : (size,) int64 ndarray
+        Frames each rank prepares; rank ``r`` takes ``bounds[r]:bounds[r + 1]``.
+    """
+
+    number: int
+    start: int
+    stop: int
+    counts: np.ndarray
+
+    @property
+    def bounds(self):
+        """(size + 1,) int64: first scan index of every rank's share, then ``stop``."""
+        return self.start + np.concatenate([[0], np.cumsum(self.counts)])
+
+    def indices(self, rank):
+        """(M,) int64 scan indices of rank ``rank``'s share (may be empty)."""
+        bounds = self.bounds
+        return np.arange(bounds[rank], bounds[rank + 1], dtype=np.int64)
+
+    def __len__(self):
+        return self.stop - self.start
+
+
+def chunk_shares(start, stop, chunk_frames, size, manager=None, first_number=None):
+    """The chunks of frames ``[start, stop)`` and their shares over ``size`` ranks, in order.
+
+    Parameters
+    ----------
+    start, stop : int
+        Scan indices to walk.
+    chunk_frames : int
+        Frames per chunk (the last one may be shorter).
+    size : int
+        Number of ranks.
+    manager : LoadManager, optional
+        Carries the balance across calls (e.g. one per SAXS ``process`` over all samples);
+        default a new one.
+    first_number : int, optional
+        Number of the first chunk; default ``start // chunk_frames``.
+
+    Yields
+    ------
+    ChunkShare
+    """
+    manager = manager if manager is not None else LoadManager(size)
+    number = start // chunk_frames if first_number is None else first_number
+    for begin in range(start, stop, chunk_frames):
+        yield manager.share(number, begin, min(begin + chunk_frames, stop))
+        number += 1
 
 
 def share_counts(load, n):

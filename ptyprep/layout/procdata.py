@@ -97,6 +97,11 @@ def qphi_path(sn, sub=MERGED):
     return f"{qphi_group(sn, sub)}/{SIGNAL}"
 
 
+def err_path(sn, sub=MERGED):
+    """Dataset ``(N, Nphi, Nq)``: Poisson standard deviation of the q-φ maps (optional)."""
+    return f"{qphi_group(sn, sub)}/{ERR}"
+
+
 def iq_path(sn, sub=MERGED):
     """Dataset ``(N, Nq)`` of azimuthally averaged intensities."""
     return f"{sample_path(sn)}/{IQ}/{sub}"

@@ -14,16 +14,11 @@ import h5py
 import numpy as np
 
 from ..errors import LayoutError, OutputError
+from ..layout import files as F
 from ..layout import ptyd as L
 from .h5rw import dict_group, write_info, write_meta
 from .chunks import write_chunk_arrays
 from ..sources.ptyd import open_ptyd
-
-
-def publishing_name(path):
-    """Temporary name of the next version of a published master."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.publishing")
 
 
 def write_part(path, arrays, filters, before_rename=None):
@@ -41,7 +36,7 @@ def write_part(path, arrays, filters, before_rename=None):
         Called after the temporary file is closed, before the rename (tests).
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = F.tmp_name(path)
     with h5py.File(tmp, "w") as part:
         write_chunk_arrays(part, *arrays, filters)
     if before_rename is not None:
@@ -65,7 +60,7 @@ def publish_master(path, meta, info, part_names):
         Bare file names of the parts, in scan order: ``chunks/<k>`` links to ``part_names[k]``.
     """
     path = Path(path)
-    tmp = publishing_name(path)
+    tmp = F.publishing_name(path)
     with h5py.File(tmp, "w", libver="latest") as h5:
         write_meta(h5, meta)
         chunks = dict_group(h5, L.CHUNKS)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..layout import ptyd as L
-from .chunks import write_positions
+from ..errors import OutputError
 from ..fast import chunkwrite as cw
+from .chunks import write_positions
 
 
 @dataclass
@@ -52,6 +52,12 @@ class Share:
     frames_per_chunk: int = 1
     streamed: bool = False
 
+    def record(self):
+        """The :class:`ShareRecord` every rank all-gathers before the frames are joined."""
+        return ShareRecord(len(self.indices), self.dtype.str, self.frame_shape, self.sizes,
+                           self.positions, self.indices, self.codec is not None,
+                           self.frames_per_chunk, self.streamed)
+
     def arrays(self):
         """``(data, weights, positions, indices)``, frames as EncodedFrames when encoded."""
         if self.codec is None:
@@ -60,6 +66,84 @@ class Share:
                                          [self.dtype, np.uint8], self.codec, len(self.indices),
                                          self.frames_per_chunk)
         return data, weights, self.positions, self.indices
+
+
+@dataclass(frozen=True)
+class ShareRecord:
+    """What every rank tells the others of its share before the frames are gathered.
+
+    Attributes
+    ----------
+    n_frames : int
+    dtype : str
+        ``numpy.dtype.str`` of the prepared frames.
+    frame_shape : tuple
+    sizes : (n_chunks, 2) int64 ndarray
+        Bytes of every encoded data and weights chunk.
+    positions : (n_frames, 2) float64 ndarray
+    indices : (n_frames,) int64 ndarray
+    encoded : bool
+        The frames travel as encoded chunks (one uint8 buffer), else as arrays.
+    frames_per_chunk : int
+    streamed : bool
+        The share is in the file already (rank 0's own, streamed): nothing to send.
+    """
+
+    n_frames: int
+    dtype: str
+    frame_shape: tuple
+    sizes: np.ndarray
+    positions: np.ndarray
+    indices: np.ndarray
+    encoded: bool
+    frames_per_chunk: int
+    streamed: bool
+
+
+def gather_arrays(records, mine):
+    """The arrays this rank sends to rank 0 of its share ``mine``, given every rank's
+    :class:`ShareRecord`.
+
+    Called on every rank with the same records, so an inconsistency raises on all.
+    Frames that rank 0 streamed into the file itself are not sent; an empty share
+    sends empty arrays of the others' dtype and shape.
+    """
+    full = [r for r in records if r.n_frames]
+    if not full:
+        return []
+    dtype, frame_shape = np.dtype(full[0].dtype), full[0].frame_shape
+    if any(np.dtype(r.dtype) != dtype or r.frame_shape != frame_shape for r in full) or \
+            len({r.encoded for r in records}) > 1 or len({r.frames_per_chunk for r in full}) > 1:
+        raise OutputError("ranks prepared frames of different dtypes or shapes: "
+                          f"{sorted({(r.dtype, r.frame_shape, r.frames_per_chunk) for r in records})}")
+    if mine.codec is not None:
+        return [mine.buf]
+    data, weights = mine.data, mine.weights
+    if not len(data):
+        data = np.zeros((0,) + frame_shape, dtype)
+        weights = np.zeros((0,) + frame_shape, np.uint8)
+    return [np.ascontiguousarray(data, dtype=dtype), np.ascontiguousarray(weights)]
+
+
+def gathered_frames(records, joined, codec):
+    """``(data, weights, positions, indices)`` of a chunk on rank 0, from every rank's
+    :class:`ShareRecord` and the arrays :func:`gather_arrays` sent (frames as
+    EncodedFrames when encoded; those rank 0 streamed itself excluded)."""
+    full = [r for r in records if r.n_frames]
+    if not full:
+        return None, None, np.zeros((0, 2)), np.zeros(0, np.int64)
+    positions = np.concatenate([r.positions for r in records]).reshape(-1, 2)
+    indices = np.concatenate([r.indices for r in records]).astype(np.int64)
+    if not full[0].encoded:
+        return joined[0], joined[1], positions, indices
+    # frames rank 0 streamed into the file itself come first and are not in buf
+    frame_shape, dtype = full[0].frame_shape, np.dtype(full[0].dtype)
+    sizes = np.concatenate([r.sizes for r in records])
+    done = records[0].n_frames if records[0].streamed else 0
+    data, weights = cw.split_encoded(joined[0], sizes, [frame_shape, frame_shape],
+                                     [dtype, np.uint8], codec, len(indices) - done,
+                                     full[0].frames_per_chunk)
+    return data, weights, positions, indices
 
 
 class ChunkStream:

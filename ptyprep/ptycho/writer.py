@@ -1,16 +1,18 @@
-"""Writing and reading ``.ptyd`` files in append, link and merge mode.
+"""Writing ``.ptyd`` files: the three save modes as strategies of one writer.
 
-* ``append``: ``chunks/<k>`` groups inside the master file (rank 0 writes).
-* ``link``: every rank writes the part files of its own share; the master holds
-  ``chunks/<k>`` = external link to ``(<bare part name>, '/')``.
-* ``merge``: one chunk ``chunks/0`` whose datasets grow as frames arrive.
+* :class:`AppendWriter` (``append``): ``chunks/<k>`` groups inside the master file; every
+  rank encodes its share, rank 0 receives the encoded chunks and writes them (its own
+  share streamed in as it is encoded).
+* :class:`LinkWriter` (``link``): every rank writes the part files of its own share;
+  the master holds ``chunks/<k>`` = external link to ``(<bare part name>, '/')``.
+* :class:`MergeWriter` (``merge``): one chunk ``chunks/0`` whose datasets grow as
+  frames arrive.
 
 A run writes its master under a hidden temporary name (``.<name>.incomplete``)
 and renames it at the end, so a failed run leaves nothing a reader would take
 for a complete file.  Part files are written as ``<part>.tmp`` and renamed.
 """
 
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -18,35 +20,32 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..layout.filters import dataset_filters
-from ..errors import LayoutError, OutputError, SourceError
-from ..layout import ptyd as L
-from .h5rw import dict_group, write_info, write_meta
-from .chunks import append_chunk_arrays, create_chunk_group, create_frame_datasets, write_chunk_arrays
-from ..engine.stack import FrameStack
+from ..engine.collective import after_all, gather, on_root
+from ..engine.formats import Writer
+from ..errors import OutputError
 from ..fast import chunkwrite as cw
-from .share import ChunkStream, encode_share
+from ..layout import files as F
+from ..layout import ptyd as L
+from ..layout.filters import dataset_filters
+from .chunks import append_chunk_arrays, create_chunk_group, create_frame_datasets, write_chunk_arrays
+from .h5rw import dict_group, write_info, write_meta
+from .share import ChunkStream, encode_share, gather_arrays, gathered_frames
 
 log = logging.getLogger(__name__)
 
-
 #: Chunks written through one open master before it is closed and reopened (append/merge).
 REOPEN_EVERY = 16
+#: Frames prepared at a time within a rank's share when the writer encodes them right
+#: away: about this many bytes of crop, so that they are still in the CPU cache when
+#: they are encoded (the share itself, 64 frames of 256² = 16 MB, is not).
+CACHE_BATCH_BYTES = 2 << 20
 
 
-def incomplete_name(path):
-    """Temporary name of a master file while it is being written."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.incomplete")
-
-
-def part_name(dfile, part, part_format="{dfile}.part{part:03d}"):
-    """Bare file name of part number ``part`` of master ``dfile`` (no folder)."""
-    name = part_format.format(dfile=Path(dfile).name, part=part)
-    if Path(name).name != name or name in ("", ".", ".."):
-        raise OutputError(f"output.part_format gives {name!r}; it must be a bare file name "
-                          "so links resolve next to the master file")
-    return name
+def cache_batch_frames(plan):
+    """Frames per batch of a share so that a batch's raw crop (4 bytes a pixel) is about
+    :data:`CACHE_BATCH_BYTES`; at least 1."""
+    h, w = plan.raw_shape if plan.fftshift else plan.shape
+    return max(1, CACHE_BATCH_BYTES // max(1, 4 * h * w))
 
 
 def check_output(path, overwrite):
@@ -91,53 +90,60 @@ def part_numbers(counts_per_chunk, first_part=0):
     return numbers
 
 
-class PtydWriter:
-    """Collective writer of one ``.ptyd`` file.
+class PtydWriter(Writer):
+    """Collective writer of one ``.ptyd`` file (the save mode is the subclass).
 
-    Every rank constructs it and calls :meth:`write_share` for every chunk (with
-    its own, possibly empty, share) and then :meth:`close`.
+    Every rank constructs it, calls :meth:`write` for every chunk (with its own,
+    possibly empty, share) and then :meth:`close`.
 
     Parameters
     ----------
     path : str or Path
         Final master file.
     meta : dict
-        ``meta/`` content (see :func:`ptyprep.layout.ptyd.write_meta`).
+        ``meta/`` content (see :func:`ptyprep.ptycho.h5rw.write_meta`).
     info : dict
         Provenance written under ``info/``.
     comm : communicator
-    save : {"append", "link", "merge"}
     compression : str
+    overwrite : bool
+        Remove an existing output (and the parts it links) first.
     part_format : str
+    batch_frames : int, optional
+        Prepare shares in batches of this many frames (streamed as encoded).
     """
 
-    def __init__(self, path, meta, info, comm, save="append", compression="gzip",
-                 overwrite=False, part_format="{dfile}.part{part:03d}"):
+    save = None
+
+    def __init__(self, path, meta, info, comm, compression="gzip", overwrite=False,
+                 part_format=F.DEFAULT_PART_FORMAT, batch_frames=None):
         self.path = Path(path)
         self.meta, self.info, self.comm = meta, info, comm
-        self.save, self.part_format = save, part_format
+        self.part_format = part_format
         self.filters = dataset_filters(compression)
         self.codec = cw.chunk_codec(self.filters)
+        self.batch_frames = batch_frames if self.codec is not None else None
         self.overwrite = overwrite
-        self.tmp = incomplete_name(self.path)
+        self.tmp = F.incomplete_name(self.path)
         self.parts_written = []
         self.next_part = 0
         self.frames_written = 0
         self._repeated = cw.RepeatedChunks()    # a static mask's weights: encoded once
         self._h5 = None
         self._chunks_group = self._chunks_of = None
-        self._open()
+        on_root(comm, self._open)
 
     def _open(self):
-        if self.comm.rank == 0:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.tmp.exists():
-                self.tmp.unlink()
-            self._h5 = h5py.File(self.tmp, "w", libver="latest")
-            write_meta(self._h5, self.meta)
-            dict_group(self._h5, L.CHUNKS)
-            self._h5.flush()
-        self.comm.barrier()
+        """Rank 0: the previous output removed (overwrite), the hidden master created."""
+        if self.overwrite:
+            remove_previous(self.path, self.part_format)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.tmp.exists():
+            self.tmp.unlink()
+        self._h5 = h5py.File(self.tmp, "w", libver="latest")
+        write_meta(self._h5, self.meta)
+        dict_group(self._h5, L.CHUNKS)
+        self._h5.flush()
 
     @property
     def _chunks(self):
@@ -147,173 +153,49 @@ class PtydWriter:
             self._chunks_of = self._h5
         return self._chunks_group
 
-    def write_share(self, chunk, stack, counts):
-        """Write this rank's share of chunk number ``chunk``.
-
-        In append and merge mode every rank encodes (compresses) its own frames and
-        rank 0 receives the finished chunks and only writes them; in link mode every
-        rank writes its own part file.  Rank 0's own share (append) and a part file
-        (link) are written batch by batch as they are encoded (:class:`ChunkStream`).
+    def write(self, scan, share, parts):
+        """Write this rank's share of chunk ``share``.
 
         Parameters
         ----------
-        chunk : int
-            Chunk number (0, 1, ...), the same on every rank.
-        stack : FrameStack, or iterable of FrameStack
-            This rank's prepared share (may hold zero frames), or its consecutive
-            parts: each is encoded as soon as it comes, while its frames are still
-            in the CPU cache (see :func:`ptyprep.service.run`).
-        counts : (size,) int array
-            Frames held by each rank in this chunk.
+        scan : Scan
+            The job's scan (one for ptychography).
+        share : ChunkShare
+            The chunk, the same on every rank, with every rank's frame counts.
+        parts : iterable of FrameStack
+            This rank's prepared share (may hold zero frames) as consecutive parts: each
+            is encoded as soon as it comes, while its frames are still in the CPU cache.
         """
-        parts = [stack] if isinstance(stack, FrameStack) else stack
-        stream = self._stream(chunk, counts)
-        try:
-            share = encode_share(parts, self.codec,
-                                 lambda nbytes: self._frames_per_chunk(nbytes, counts),
-                                 self._repeated, stream)
-        except BaseException:
-            if stream is not None and self.save == "link" and stream.started:
-                path = stream.group.filename
-                stream.group.close()                   # the part file being written
-                Path(path).unlink(missing_ok=True)
-            raise
-        if self.save == "link":
-            self._write_link(share, counts, stream)
-        else:
-            gathered = self._gather(share)
-            if self.comm.rank == 0 and len(gathered[3]):
-                self._write_master(chunk, gathered, stream)
-        self.frames_written += int(np.sum(counts))
+        self._write(share.number, parts, share.counts)
+        self.frames_written += len(share)
 
-    def _frames_per_chunk(self, frame_nbytes, counts):
-        """Frames per HDF5 chunk of this chunk group's frame datasets (same on every rank)."""
-        if self.save == "merge":             # appended at any offset: one frame a chunk
-            return 1
-        if self.save == "link":              # every share is a part file of its own
-            return cw.frames_per_chunk(frame_nbytes, int(counts[self.comm.rank]))
-        return cw.frames_per_chunk(frame_nbytes, int(np.sum(counts)), cw.share_boundaries(counts))
+    def _encode(self, parts, counts, stream=None):
+        return encode_share(parts, self.codec, lambda nbytes: self._frames_per_chunk(nbytes, counts),
+                            self._repeated, stream)
 
-    def _stream(self, chunk, counts):
-        """The :class:`ChunkStream` this rank writes its share into as it is encoded, or None."""
-        if self.codec is None or self.save == "merge" or not counts[self.comm.rank]:
-            return None
-        if self.save == "link":
-            number = part_numbers([counts], self.next_part)[0][self.comm.rank]
-            name = part_name(self.path, number, self.part_format)
-            tmp = self.path.parent / (name + ".tmp")
-            def new_part(*shape_and_filters):
-                part = h5py.File(tmp, "w")
-                return (part,) + create_frame_datasets(part, *shape_and_filters)
+    def _gather(self, parts, counts, stream=None):
+        """This rank's share encoded, and every rank's on rank 0: ``(data, weights,
+        positions, indices)`` there (frames as EncodedFrames or arrays), None elsewhere.
+        An error encoding (or preparing) any rank's share is raised on every rank."""
+        def make():
+            share = self._encode(parts, counts, stream)
+            return share.record(), lambda records: gather_arrays(records, share)
 
-            return ChunkStream(new_part, counts[self.comm.rank], self.filters, self.codec)
-        if self.comm.rank == 0:
-            return ChunkStream(lambda *shape_and_filters: create_chunk_group(
-                self._chunks, L.chunk_name(chunk), *shape_and_filters),
-                int(np.sum(counts)), self.filters, self.codec)
-        return None
-
-    def _gather(self, share):
-        """Every rank's share on rank 0: frames as encoded chunks when the filters allow.
-
-        Collectives: one allgather of small per-rank records (frame count, dtype,
-        chunk sizes, positions, indices) and one Gatherv of a uint8 buffer (the
-        encoded chunks) — or, for filters ptyprep cannot encode, a Gatherv each of
-        the raw data and weights.  Returns ``(data, weights, positions, indices)``
-        on rank 0 (data and weights as :class:`~ptyprep.fast.chunkwrite.EncodedFrames`
-        or arrays), Nones elsewhere.
-        """
-        codec = share.codec
-        records = self.comm.allgather((len(share.indices), share.dtype.str, share.frame_shape,
-                                       share.sizes, share.positions, share.indices,
-                                       codec is not None, share.frames_per_chunk,
-                                       share.streamed))
-        full = [r for r in records if r[0]]
-        if not full:
-            return None, None, np.zeros((0, 2)), np.zeros(0, np.int64)
-        dtype, frame_shape = np.dtype(full[0][1]), full[0][2]
-        # every rank sees the same records, so all of them raise (no rank left in a collective)
-        if any(np.dtype(r[1]) != dtype or r[2] != frame_shape for r in full) or \
-                len({r[6] for r in records}) > 1 or len({r[7] for r in full}) > 1:
-            raise OutputError("ranks prepared frames of different dtypes or shapes: "
-                              f"{sorted({(r[1], r[2], r[7]) for r in records})}")
-        if codec is not None:
-            buf = self.comm.gatherv(share.buf)
-        else:
-            data, weights = share.data, share.weights
-            if not len(data):
-                data = np.zeros((0,) + frame_shape, dtype)
-                weights = np.zeros((0,) + frame_shape, np.uint8)
-            buf = (self.comm.gatherv(np.ascontiguousarray(data, dtype=dtype)),
-                   self.comm.gatherv(np.ascontiguousarray(weights)))
-        if self.comm.rank != 0:
-            return None, None, None, None
-        positions = np.concatenate([r[4] for r in records]).reshape(-1, 2)
-        indices = np.concatenate([r[5] for r in records]).astype(np.int64)
-        if codec is None:
-            return buf[0], buf[1], positions, indices
-        # frames rank 0 streamed into the file itself come first and are not in buf
-        sizes = np.concatenate([r[3] for r in records])
-        done = records[0][0] if records[0][8] else 0
-        data, weights = cw.split_encoded(buf, sizes, [frame_shape, frame_shape],
-                                         [dtype, np.uint8], codec, len(indices) - done,
-                                         full[0][7])
-        return data, weights, positions, indices
-
-    def _write_master(self, chunk, arrays, stream=None):
-        chunks = self._chunks
-        if stream is not None and stream.started:    # rank 0's share is in the file already
-            data, weights, positions, indices = arrays
-            stream.finish(positions, indices, data, weights)
-        elif self.save == "merge":
-            if "0" in chunks:
-                append_chunk_arrays(chunks["0"], *arrays)
-            else:
-                write_chunk_arrays(chunks.create_group("0"), *arrays, self.filters,
-                                     resizable=True)
-        else:
-            write_chunk_arrays(chunks.create_group(L.chunk_name(chunk)), *arrays, self.filters)
-        # no flush per chunk: nobody reads the hidden temporary master before close renames it
-        if chunk % REOPEN_EVERY == REOPEN_EVERY - 1:
-            # HDF5 keeps metadata of every chunk group written through an open file; reopening
-            # now and then keeps rank 0's memory flat over long scans (link mode needs nothing).
-            self._h5.close()
-            self._h5 = h5py.File(self.tmp, "r+", libver="latest")
-
-    def _write_link(self, share, counts, stream=None):
-        numbers = part_numbers([counts], self.next_part)[0]
-        self.next_part += int((numbers >= 0).sum())
-        mine = numbers[self.comm.rank]
-        if mine >= 0:
-            name = part_name(self.path, mine, self.part_format)
-            target = self.path.parent / name
-            tmp = target.with_name(name + ".tmp")
-            if stream is not None and stream.started:   # frames already written
-                with stream.group:
-                    stream.finish(share.positions, share.indices)
-            else:
-                with h5py.File(tmp, "w") as part:
-                    write_chunk_arrays(part, *share.arrays(), self.filters)
-            os.replace(tmp, target)
-            self.parts_written.append(target)
-        if self.comm.rank == 0:
-            for part in numbers[numbers >= 0]:
-                self._chunks[L.chunk_name(part)] = h5py.ExternalLink(
-                    part_name(self.path, part, self.part_format), "/")
-            self._h5.flush()
+        records, joined = gather(self.comm, make)
+        return None if joined is None else gathered_frames(records, joined, self.codec)
 
     def close(self, info_extra=None):
         """Finish the file: provenance, end-of-scan record, rename into place."""
-        self.comm.barrier()
-        if self.comm.rank == 0:
-            info = dict(self.info, **(info_extra or {}))
-            info["frames_written"] = np.int64(self.frames_written)
-            info["complete"] = np.int64(1)
-            write_info(self._h5, info)
-            self._h5.close()
-            self._h5 = None
-            os.replace(self.tmp, self.path)
-        self.comm.barrier()
+        after_all(self.comm, self._finish, info_extra)
+
+    def _finish(self, info_extra):
+        info = dict(self.info, **(info_extra or {}))
+        info[L.FRAMES_WRITTEN] = np.int64(self.frames_written)
+        info[L.COMPLETE] = np.int64(1)
+        write_info(self._h5, info)
+        self._h5.close()
+        self._h5 = None
+        os.replace(self.tmp, self.path)
 
     def abandon(self):
         """Remove what this rank wrote (after a failure)."""
@@ -326,8 +208,114 @@ class PtydWriter:
         for part in self.parts_written:
             part.unlink(missing_ok=True)
 
+    def result(self):
+        return {"path": self.path, "frames": self.frames_written}
 
-def remove_previous(path, part_format="{dfile}.part{part:03d}"):
+    def _reopen_now_and_then(self, chunk):
+        # no flush per chunk: nobody reads the hidden temporary master before close renames it
+        if chunk % REOPEN_EVERY == REOPEN_EVERY - 1:
+            # HDF5 keeps metadata of every chunk group written through an open file; reopening
+            # now and then keeps rank 0's memory flat over long scans (link mode needs nothing).
+            self._h5.close()
+            self._h5 = h5py.File(self.tmp, "r+", libver="latest")
+
+
+class AppendWriter(PtydWriter):
+    """``save = "append"``: rank 0 writes every chunk group into the master."""
+
+    save = "append"
+
+    def _frames_per_chunk(self, frame_nbytes, counts):
+        return cw.frames_per_chunk(frame_nbytes, int(np.sum(counts)), cw.share_boundaries(counts))
+
+    def _write(self, chunk, parts, counts):
+        stream = None
+        if self.codec is not None and counts[self.comm.rank] and self.comm.rank == 0:
+            stream = ChunkStream(lambda *shape_and_filters: create_chunk_group(
+                self._chunks, L.chunk_name(chunk), *shape_and_filters),
+                int(np.sum(counts)), self.filters, self.codec)
+        arrays = self._gather(parts, counts, stream)
+        if arrays is None or not len(arrays[3]):
+            return
+        if stream is not None and stream.started:    # rank 0's share is in the file already
+            data, weights, positions, indices = arrays
+            stream.finish(positions, indices, data, weights)
+        else:
+            write_chunk_arrays(self._chunks.create_group(L.chunk_name(chunk)), *arrays,
+                               self.filters)
+        self._reopen_now_and_then(chunk)
+
+
+class MergeWriter(PtydWriter):
+    """``save = "merge"``: one chunk group ``chunks/0`` that grows as chunks arrive."""
+
+    save = "merge"
+
+    def _frames_per_chunk(self, frame_nbytes, counts):
+        return 1                                  # appended at any offset: one frame a chunk
+
+    def _write(self, chunk, parts, counts):
+        arrays = self._gather(parts, counts)
+        if arrays is None or not len(arrays[3]):
+            return
+        chunks = self._chunks
+        if "0" in chunks:
+            append_chunk_arrays(chunks["0"], *arrays)
+        else:
+            write_chunk_arrays(chunks.create_group("0"), *arrays, self.filters, resizable=True)
+        self._reopen_now_and_then(chunk)
+
+
+class LinkWriter(PtydWriter):
+    """``save = "link"``: every rank writes its part files; rank 0 links them."""
+
+    save = "link"
+
+    def _frames_per_chunk(self, frame_nbytes, counts):
+        return cw.frames_per_chunk(frame_nbytes, int(counts[self.comm.rank]))
+
+    def _write(self, chunk, parts, counts):
+        numbers = part_numbers([counts], self.next_part)[0]
+        self.next_part += int((numbers >= 0).sum())
+        mine = numbers[self.comm.rank]
+        target = None if mine < 0 else self.path.parent / F.part_name(self.path, mine,
+                                                                       self.part_format)
+        stream = None
+        if self.codec is not None and target is not None:
+            def new_part(*shape_and_filters):
+                part = h5py.File(F.tmp_name(target), "w")
+                return (part,) + create_frame_datasets(part, *shape_and_filters)
+
+            stream = ChunkStream(new_part, counts[self.comm.rank], self.filters, self.codec)
+        try:
+            share = self._encode(parts, counts, stream)
+        except BaseException:
+            if stream is not None and stream.started:
+                path = stream.group.filename
+                stream.group.close()                   # the part file being written
+                Path(path).unlink(missing_ok=True)
+            raise
+        if target is not None:
+            if stream is not None and stream.started:   # frames already written
+                with stream.group:
+                    stream.finish(share.positions, share.indices)
+            else:
+                with h5py.File(F.tmp_name(target), "w") as part:
+                    write_chunk_arrays(part, *share.arrays(), self.filters)
+            os.replace(F.tmp_name(target), target)
+            self.parts_written.append(target)
+        if self.comm.rank == 0:
+            for part in numbers[numbers >= 0]:
+                self._chunks[L.chunk_name(part)] = h5py.ExternalLink(
+                    F.part_name(self.path, part, self.part_format), "/")
+            self._h5.flush()
+
+
+#: The writer of every ``[output] save`` mode.
+WRITERS = {w.save: w for w in (AppendWriter, LinkWriter, MergeWriter)}
+
+
+def remove_previous(path, part_format=F.DEFAULT_PART_FORMAT):
     """Delete an existing master and the part files its links point to (overwrite)."""
     path = Path(path)
     if not path.exists():

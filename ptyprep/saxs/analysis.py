@@ -1,13 +1,14 @@
 """``ScanAnalysis``: the lixtools workflow (import, process, attributes, maps, tomograms).
 
 Only rank 0 writes the proc_data file (h5py from pip is not parallel).  The
-heavy steps are parallel: :meth:`ScanAnalysis.process` splits every chunk of
-frames over the ranks with :class:`~ptyprep.engine.shares.LoadManager`, each
-rank reads its raw frames and integrates them, rank 0 gathers with
-``comm.gatherv`` and writes; :meth:`~ScanAnalysis.extract_attr` does the same
-while every rank reads the file read-only.  Small steps (import, maps,
-tomograms) run on rank 0 and broadcast their outcome, so a bad input raises
-the same error on every rank and nobody waits forever.
+heavy steps are parallel and go through the engine's run loop
+(:func:`ptyprep.engine.run.run_scans`): :meth:`ScanAnalysis.process` splits every
+chunk of frames over the ranks, each rank reads its raw frames and integrates them,
+rank 0 receives the rows and writes them; :meth:`~ScanAnalysis.extract_attr` does the
+same while every rank reads the file read-only.  Small steps (import, maps,
+tomograms) run on rank 0 and broadcast their outcome
+(:func:`ptyprep.engine.collective.on_root`), so a bad input raises the same error on
+every rank and nobody waits forever.
 
 Raw data are read through registered sources (:mod:`ptyprep.saxs.rawdata`);
 the rank-0 steps live in :mod:`ptyprep.saxs.products`, the attribute helpers
@@ -23,17 +24,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..engine.collective import after_all, on_root
 from ..engine.comm import world
-from ..errors import PtyprepError, RecipeError
-from .integrate import phi_centres
+from ..engine.run import run_scans
+from ..errors import RecipeError
 from ..layout import procdata as L
-from ..engine.shares import LoadManager
-from . import store as W
 from . import attrs as A
 from . import extract as X
 from . import products as P
 from . import rawdata as R
-from .integration import integrate_share, make_integrators
+from . import store as W
+from .integration import QphiScan, RowsWriter, make_integrators
+from .qgrid import check_nphi, phi_centres
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,8 @@ class ScanAnalysis:
         self.detectors = list(detectors or [])
         self.compression = compression
         self.replace_path = tuple(replace_path) if replace_path else None
-        if nphi is not None and (isinstance(nphi, bool) or not isinstance(nphi, (int, np.integer))
-                                 or nphi < 2 or nphi % 2):
-            raise RecipeError(f"nphi={nphi!r} must be an even integer >= 2 so that a 180° roll "
-                              "is exact; use e.g. 60")
+        if nphi is not None:
+            check_nphi(nphi)
         def init():
             with self._open("a") as f:
                 return P.init_file(f, [d.to_json() for d in self.detectors], qgrid, nphi,
@@ -83,24 +83,8 @@ class ScanAnalysis:
 
     # ------------------------------------------------------------------ plumbing
     def _on_root(self, func):
-        """Run ``func`` on rank 0 and broadcast its result, or its PtyprepError, to all."""
-        result = err = None
-        if self.comm.rank == 0:
-            try:
-                result = func()
-            except PtyprepError as exc:
-                err = exc
-        err, result = self.comm.bcast((err, result), root=0)
-        if err is not None:
-            raise err
-        return result
-
-    def _check_all(self, err):
-        """Collective: raise on every rank the first error any rank hit."""
-        errors = self.comm.allgather(err)
-        for e in errors:
-            if e is not None:
-                raise e
+        """Run ``func`` on rank 0 and give its result, or its error, to every rank."""
+        return on_root(self.comm, func)
 
     @contextlib.contextmanager
     def _open(self, mode="a"):
@@ -217,6 +201,20 @@ class ScanAnalysis:
             Also write ``qphi/merged/err``: the Poisson standard deviation (σ² =
             counts propagated through the same integration and detector merge).
         """
+        scans, writer = self.processing(chunk_frames, split, normalize_monitor, samples, errors)
+        try:
+            run_scans(self.comm, scans, [writer])
+        finally:
+            writer.close()
+
+    def processing(self, chunk_frames=32, split="bbox", normalize_monitor=False, samples=None,
+                   errors=False):
+        """What :meth:`process` walks: ``(scans, writer)`` for the engine's run loop.
+
+        One :class:`~ptyprep.saxs.integration.QphiScan` per sample with frames left to
+        integrate (its outputs pre-sized on rank 0), and the
+        :class:`~ptyprep.saxs.integration.RowsWriter` that stores the rows (collective).
+        """
         if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
             raise RecipeError(f"chunk_frames={chunk_frames!r} must be an integer >= 1")
         meta = self._on_root(self._read_meta)
@@ -225,61 +223,24 @@ class ScanAnalysis:
             if sn not in meta:
                 raise RecipeError(f"sample {sn!r} is not imported; samples: {list(meta)}")
         integrators = self._get_integrators(split)
-        lm = LoadManager(self.comm.size)
-        f = h5py.File(self.fn, "a") if self.comm.rank == 0 else None
-        try:
-            for sn in todo:
-                self._process_sample(f, sn, meta[sn], integrators, lm, chunk_frames,
-                                     normalize_monitor, errors)
-        finally:
-            if f is not None:
-                f.close()
-        self.comm.barrier()
 
-    def _process_sample(self, f, sn, meta, integrators, lm, chunk, normalize, errors):
-        n = int(meta["scan"]["n_frames"])
-        err = dsets = done = monitor = None
-        if f is not None:
-            try:
-                dsets, done, monitor = P.prepare_outputs(f, sn, n, self.qgrid, self.nphi, normalize,
-                                                         errors, self.compression)
-            except PtyprepError as exc:
-                err = exc
-        err, done, monitor = self.comm.bcast((err, done, monitor), root=0)
-        if err is not None:
-            raise err
-        if done >= n:
-            return
-        spec = meta["spec"] or R.lix_spec(meta["source"], sn)
-        raw, err = None, None
-        try:
-            raw = R.SampleFrames(R.remap_spec(spec, self._map_path),
-                                 [d.dataset for d in self.detectors])
-        except PtyprepError as exc:
-            err = exc
-        self._check_all(err)
-        try:
-            for start in range(done, n, chunk):
-                share = lm.split(np.arange(start, min(start + chunk, n)))[self.comm.rank]
-                err, parts = None, None
-                try:
-                    parts = self._integrate(raw, share, integrators, monitor, errors)
-                except PtyprepError as exc:
-                    err = exc
-                self._check_all(err)
-                parts = [self.comm.gatherv(p) for p in parts]
-                if f is not None:
-                    for ds, rows in zip(dsets, parts):
-                        W.write_rows(ds, start, rows)
-                    f.flush()
-        finally:
-            raw.close()
+        def outputs():
+            with self._open("a") as f:
+                return [P.prepare_outputs(f, sn, int(meta[sn]["scan"]["n_frames"]), self.qgrid,
+                                          self.nphi, normalize_monitor, errors,
+                                          self.compression)[1:] for sn in todo]
 
-    def _integrate(self, raw, share, integrators, monitor, errors):
-        """(qphi, Iq[, err]) of this rank's share of frames, detectors merged."""
-        mon = None if monitor is None or len(share) == 0 else monitor[share]
-        return integrate_share(raw, share, self.detectors, integrators, self.qgrid, self.nphi,
-                               mon, errors)
+        scans = []
+        for sn, (done, monitor) in zip(todo, self._on_root(outputs)):
+            n = int(meta[sn]["scan"]["n_frames"])
+            if done < n:
+                spec = meta[sn]["spec"] or R.lix_spec(meta[sn]["source"], sn)
+                scans.append(QphiScan(sn, done, n, chunk_frames,
+                                      spec=R.remap_spec(spec, self._map_path),
+                                      detectors=self.detectors, integrators=integrators,
+                                      qgrid=self.qgrid, nphi=self.nphi, monitor=monitor,
+                                      errors=errors))
+        return scans, RowsWriter(self.fn, self.comm, errors)
 
     # ------------------------------------------------------------------ attributes
     def extract_attr(self, sn, attr_name, func, data_key="qphi", sub_key="merged",
@@ -312,7 +273,7 @@ class ScanAnalysis:
                     for k, name in enumerate(names):
                         W.write_attr(f, s, name, values if len(names) == 1 else values[:, k])
 
-        self._on_root(store)
+        after_all(self.comm, store)      # every rank has closed the file it read
 
     def extract_iphi(self, sn=None, qrange=(0.0, np.inf), sub_key="merged", chunk_frames=64):
         """``Iphi/<sub_key>`` ``(N, Nphi)``: each frame's azimuthal profile over a q window.
@@ -330,7 +291,7 @@ class ScanAnalysis:
                 for s, values in results.items():
                     W.write_iphi(f, s, values, self.nphi, [q1, q2], sub_key, self.compression)
 
-        self._on_root(store)
+        after_all(self.comm, store)      # every rank has closed the file it read
 
     def _extract(self, sn, data_key, sub_key, func, names, chunk, kwargs):
         """Collective: ``{sample: (N, ...) values}`` on rank 0 (None elsewhere)."""
@@ -344,12 +305,10 @@ class ScanAnalysis:
         shapes = self._on_root(shapes_of)
         kwargs = {**X.axis_kwargs(func, self.qgrid, self.phi), **kwargs}
         results = {}
-        self.comm.barrier()
-        with self._open("r") as f:
+        with self._open("r") as f:     # rank 0 wrote it before shapes_of (on_root waited)
             for s in sns:
                 results[s] = X.extract_chunks(self.comm, f[L.data_path(s, data_key, sub_key)], s,
                                               shapes[s][0], func, names, chunk, kwargs)
-        self.comm.barrier()
         return results
 
     # ------------------------------------------------------------------ maps and tomograms

@@ -1,10 +1,10 @@
 """Simulated scattering tomography of an oriented-fibre phantom, in the LiX raw layout.
 
-:func:`run_demo` writes two partial scans (angles 0–90° and 90–180°) of one
-specimen seen by a SAXS and a WAXS detector, with ``.poni`` files and masks,
-runs the recipe chain (integration, ``int_saxs``/``int_waxs``/``hop``,
-maps stitched into ``overall``, tomograms) and draws pictures.  The helpers
-:func:`write_poni`, :func:`write_lix_file` and :func:`simulate_scan` also
+:func:`write_demo_data` writes two partial scans (angles 0–90° and 90–180°) of one
+specimen seen by a SAXS and a WAXS detector, with ``.poni`` files and masks;
+:data:`RECIPE` runs the chain on them (integration, ``int_saxs``/``int_waxs``/``hop``,
+maps stitched into ``overall``, tomograms; ``ptyprep demo --kind saxs``).  The
+helpers :func:`write_poni`, :func:`write_lix_file` and :func:`simulate_scan` also
 make the test data.
 """
 
@@ -211,24 +211,3 @@ save_overall = true
 tomo = ["absorption", "int_saxs", "int_waxs"]
 tomo_algorithm = "fbp"
 """
-
-
-def run_demo(out_dir, comm=None):
-    """Simulate, process and draw the demo; returns ``{"raw", "recipe", "procdata", "pngs"}``."""
-    from ..engine.comm import world
-    from ..recipe import load_recipe
-    from .pipeline import run_procdata
-    from .plot import plot_procdata
-
-    comm = comm if comm is not None else world()
-    out = Path(out_dir)
-    if comm.rank == 0:
-        write_demo_data(out)
-        (out / "saxs_demo.toml").write_text(RECIPE)
-    comm.barrier()
-    recipe = load_recipe(out / "saxs_demo.toml")
-    procdata = run_procdata(recipe, comm)
-    pngs = plot_procdata(procdata, out / "saxs_demo.png") if comm.rank == 0 else []
-    raw = [str(out / "scanA.h5"), str(out / "scanB.h5")]
-    return {"raw": raw, "recipe": str(out / "saxs_demo.toml"), "procdata": str(procdata),
-            "pngs": [str(p) for p in pngs]}

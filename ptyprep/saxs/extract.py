@@ -4,6 +4,8 @@ import inspect
 
 import numpy as np
 
+from ..engine.collective import gather
+from ..engine.shares import chunk_shares
 from ..errors import PtyprepError, RecipeError
 from ..layout import procdata as L
 from . import store as W
@@ -83,32 +85,37 @@ def extract_chunks(comm, ds, sn, n, func, names, chunk, kwargs):
     gathers and returns the ``(n, ...)`` values, other ranks None.  A failure on
     any rank raises the same error on all.
     """
-    from ..engine.shares import LoadManager
-
-    lm = LoadManager(comm.size)
     stack = getattr(func, "stack", False)
     pieces = []
-    for start in range(0, n, chunk):
-        share = lm.split(np.arange(start, min(start + chunk, n)))[comm.rank]
-        err, res = None, None
-        try:
-            data = ds[share[0]:share[-1] + 1] if len(share) else None
-            res = apply(func, data, share, sn, stack, kwargs) if len(share) else None
-            if res is not None and len(names) > 1 and (res.ndim != 2 or res.shape[1] != len(names)):
-                raise RecipeError(f"attribute function gave values of shape {res.shape[1:]} per "
-                                  f"frame for the {len(names)} names {names}; they must match")
-        except PtyprepError as exc:
-            err = exc
-        for e in comm.allgather(err):
-            if e is not None:
-                raise e
-        trail = next((t for t in comm.allgather(None if res is None else res.shape[1:])
-                      if t is not None), ())
-        res = np.zeros((0,) + tuple(trail)) if res is None else res
-        gathered = comm.gatherv(np.ascontiguousarray(res, dtype=np.float64))
-        if comm.rank == 0:
-            pieces.append(gathered)
+    for share in chunk_shares(0, n, chunk, comm.size):
+        mine = share.indices(comm.rank)
+
+        def make():
+            res = None
+            if len(mine):
+                res = check_names(apply(func, ds[mine[0]:mine[-1] + 1], mine, sn, stack, kwargs),
+                                  names)
+            return (None if res is None else res.shape[1:]), lambda trails: [_values(res, trails)]
+
+        _, joined = gather(comm, make)
+        if joined is not None:
+            pieces.append(joined[0])
     return np.concatenate(pieces) if pieces else None
+
+
+def _values(res, trails):
+    """This rank's values as float64; an empty share takes the others' trailing shape."""
+    if res is None:
+        res = np.zeros((0,) + tuple(next((t for t in trails if t is not None), ())))
+    return np.ascontiguousarray(res, dtype=np.float64)
+
+
+def check_names(res, names):
+    """``res`` (n, ...) unless a vector-valued result does not match its ``names``."""
+    if len(names) > 1 and (res.ndim != 2 or res.shape[1] != len(names)):
+        raise RecipeError(f"attribute function gave values of shape {res.shape[1:]} per "
+                          f"frame for the {len(names)} names {names}; they must match")
+    return res
 
 
 def qrange_pair(qrange):
@@ -159,11 +166,9 @@ def chunk_attrs(data, share, sn, specs, q, phi, iphi_qrange=None):
             raise RecipeError(f"attribute {names} reads {spec['data_key']}/{spec['sub_key']}, "
                               "which is not made while following a scan (merged qphi, Iq, and "
                               "Iphi when saxs.iphi_qrange is set)")
-        res = apply(func, data[spec["data_key"]], share, sn, getattr(func, "stack", False),
-                    {**axis_kwargs(func, q, phi), **spec["kwargs"]})
-        if len(names) > 1 and (res.ndim != 2 or res.shape[1] != len(names)):
-            raise RecipeError(f"attribute function gave values of shape {res.shape[1:]} per "
-                              f"frame for the {len(names)} names {names}; they must match")
+        res = check_names(apply(func, data[spec["data_key"]], share, sn,
+                                getattr(func, "stack", False),
+                                {**axis_kwargs(func, q, phi), **spec["kwargs"]}), names)
         for k, name in enumerate(names):
             values[name] = res if len(names) == 1 else res[:, k]
     return iphi, values

@@ -1,14 +1,21 @@
-"""Per-detector integration of a share of frames, merged across detectors.
+"""Per-detector integration of a share of frames, merged across detectors; the scan and
+the writer the engine's run loop walks for ``ScanAnalysis.process``.
 
 Used by :class:`~ptyprep.saxs.analysis.ScanAnalysis` (``ptyprep run``) and by the
-on-the-fly daemon (:mod:`ptyprep.watch_procdata`).
+on-the-fly daemon (:mod:`ptyprep.saxs.follow`).
 """
 
+import dataclasses
 import logging
 
+import h5py
 import numpy as np
 
+from ..engine.collective import after_all, gather
+from ..engine.formats import Scan, Writer
 from ..errors import RecipeError
+from ..layout import procdata as L
+from . import store as W
 from .integrate import merge_maps, merge_var
 
 log = logging.getLogger(__name__)
@@ -65,3 +72,74 @@ def integrate_share(raw, share, detectors, integrators, qgrid, nphi, monitor, er
     if errors:
         out.append(np.sqrt(merge_var(variances, scales)))
     return out
+
+
+@dataclasses.dataclass(eq=False)
+class QphiScan(Scan):
+    """One sample's frames to integrate (``ScanAnalysis.process``): the engine walks it in
+    chunks; each rank reads and integrates its share of every chunk.
+
+    Attributes (besides :class:`~ptyprep.engine.formats.Scan`'s; ``key`` is the sample)
+    ----------
+    spec : dict
+        The sample's source spec (:mod:`ptyprep.saxs.rawdata`).
+    detectors, integrators : lists
+        Per detector (an integrator None: the detector covers no q bin).
+    qgrid : (Nq,) ndarray;  nphi : int
+    monitor : (N,) ndarray or None
+        Incident monitor to divide by.
+    errors : bool
+        Also the Poisson standard deviation.
+    """
+
+    spec: dict = None
+    detectors: list = None
+    integrators: list = None
+    qgrid: np.ndarray = None
+    nphi: int = 0
+    monitor: np.ndarray = None
+    errors: bool = False
+    raw: object = None
+
+    def open(self):
+        from .rawdata import SampleFrames
+
+        self.raw = SampleFrames(self.spec, [d.dataset for d in self.detectors])
+
+    def close(self):
+        if self.raw is not None:
+            self.raw.close()
+            self.raw = None
+
+    def prepare(self, share, indices, batch_frames=None):
+        """One part: ``[qphi (n, Nphi, Nq), Iq (n, Nq)(, err)]`` float32 of ``indices``."""
+        mon = None if self.monitor is None or not len(indices) else self.monitor[indices]
+        yield integrate_share(self.raw, indices, self.detectors, self.integrators, self.qgrid,
+                              self.nphi, mon, self.errors)
+
+
+class RowsWriter(Writer):
+    """Rank 0 stores every chunk's rows in the sample's pre-sized ``qphi``/``Iq``(/``err``)
+    datasets (``@frames_done`` advanced, so an interrupted run continues)."""
+
+    def __init__(self, fn, comm, errors):
+        self.fn, self.comm, self.errors = fn, comm, errors
+        self.f = h5py.File(fn, "a") if comm.rank == 0 else None
+
+    def write(self, scan, share, parts):
+        records, joined = gather(self.comm, lambda: (None, next(iter(parts))))
+        if joined is None:
+            return
+        sn = scan.key
+        paths = [L.qphi_path(sn), L.iq_path(sn)] + ([L.err_path(sn)] if self.errors else [])
+        for path, rows in zip(paths, joined):
+            W.write_rows(self.f[path], share.start, rows)
+        self.f.flush()
+
+    def close(self):
+        after_all(self.comm, self.abandon)        # every rank waits until the file is closed
+
+    def abandon(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None

@@ -187,8 +187,7 @@ def append_chunk(f, sn, start, rows, monitors, saxs, qgrid, phi, compression="gz
     """
     from . import extract as X
 
-    paths = [L.qphi_path(sn), L.iq_path(sn)] + ([f"{L.qphi_group(sn)}/{L.ERR}"]
-                                                if saxs.errors else [])
+    paths = [L.qphi_path(sn), L.iq_path(sn)] + ([L.err_path(sn)] if saxs.errors else [])
     for path, block in zip(paths, rows):
         W.write_rows(f[path], start, block)
     new = dict(monitors)

@@ -49,3 +49,10 @@ def truth_map(values, truth):
     rows, cols = truth["order"].T
     out[rows, cols] = values
     return out
+
+
+def run_procdata(recipe, comm=None):
+    """``ptyprep.run`` of a procdata recipe; the output's Path."""
+    import ptyprep
+
+    return Path(ptyprep.run(recipe, comm)["path"])

@@ -10,7 +10,8 @@ import saxs_fixtures as F
 from ptyprep.errors import OutputError, RecipeError
 from ptyprep.recipe import load_recipe
 from ptyprep.saxs.recipe import parse_saxs_section
-from ptyprep.saxs.pipeline import partial_name, run_procdata
+from saxs_fixtures import run_procdata
+from ptyprep.layout.files import partial_name
 
 RECIPE = """
 [source]
@@ -86,7 +87,7 @@ def test_failed_run_leaves_no_file(raw):
 
 
 def test_demo_plot_inspect(tmp_path):
-    from ptyprep.saxs.demo import run_demo
+    from ptyprep.demo import run_saxs_demo as run_demo
     from ptyprep.saxs.inspect import is_procdata, summarize
 
     res = run_demo(tmp_path)
@@ -101,10 +102,8 @@ def test_demo_plot_inspect(tmp_path):
 
 SCRIPT = """
 import sys
-from ptyprep.engine.comm import world
-from ptyprep.recipe import load_recipe
-from ptyprep.saxs.pipeline import run_procdata
-run_procdata(load_recipe(sys.argv[1]), world())
+import ptyprep
+ptyprep.run(ptyprep.load_recipe(sys.argv[1]))
 """
 
 

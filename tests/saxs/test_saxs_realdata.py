@@ -88,7 +88,7 @@ def test_nexus_series_equals_pyfai_and_monitor_applied(nexus, tmp_path):
 
 def test_nexus_series_through_recipe(nexus, tmp_path):
     from ptyprep.recipe import load_recipe
-    from ptyprep.saxs.pipeline import run_procdata
+    from saxs_fixtures import run_procdata
 
     fn, poni = nexus
     (tmp_path / "nexus.toml").write_text(f"""

@@ -91,7 +91,7 @@ def test_files_source_table_with_named_columns(scan, tmp_path):
 
 def test_files_source_recipe(scan):
     from ptyprep.recipe import load_recipe
-    from ptyprep.saxs.pipeline import run_procdata
+    from saxs_fixtures import run_procdata
 
     folder = scan["folder"]
     (folder / "files.toml").write_text(f"""
@@ -154,4 +154,4 @@ def test_example_recipe_parses():
     from ptyprep.recipe import load_recipe
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "experiments" / "aps_pinsaxs_example.toml")
-    assert recipe.source.name == "hdf5" and recipe.saxs.errors and recipe.saxs.iphi_qrange == (0.02, 0.06)
+    assert recipe.source.name == "hdf5" and recipe.section("saxs").errors and recipe.section("saxs").iphi_qrange == (0.02, 0.06)
