@@ -46,7 +46,7 @@ def worker(raw, out):
 
 def baseline():
     """Peak RSS of a process that only imports what a run imports (no frames)."""
-    code = ("import sys; sys.path.insert(0, %r); import _common as C; import ptyprep.service, "
+    code = ("import sys; sys.path.insert(0, %r); import _common as C; import ptyprep.engine.run, "
             "ptyprep.ptycho.writer, ptyprep.sources.hdf5; print(C.max_rss_mb())" % str(C.HERE))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=C.single_thread_env(), check=True)

@@ -71,8 +71,6 @@ def build_parser():
         return p
 
     recipe_command("run", "prepare a scan (serially, or on every rank under mpiexec)")
-    from .watch import add_watch_arguments
-
     add_watch_arguments(recipe_command(
         "watch", "prepare a scan while it is being acquired, publishing each chunk as soon as "
                  "it is complete; killed and restarted, it continues where it stopped"))
@@ -93,6 +91,32 @@ def build_parser():
     return parser
 
 
+def add_watch_arguments(parser):
+    """Add the daemon's options to the ``watch`` subcommand's ``parser``."""
+    from .engine.follow import DEFAULT_POLL_S
+
+    parser.add_argument("--idle-timeout", dest="idle_timeout_s", type=float, default=None,
+                        metavar="S", help="close the scan when no new frame arrived for S "
+                                          "seconds (default: wait for the count or the marker)")
+    parser.add_argument("--poll", dest="poll_s", type=float, default=DEFAULT_POLL_S, metavar="S",
+                        help=f"seconds between looks at the raw data (default {DEFAULT_POLL_S})")
+    parser.add_argument("--status", dest="status_path", default=None, metavar="FILE",
+                        help="JSON status file for dashboards (default: <dfile>.status.json)")
+    parser.add_argument("--maps-every", dest="maps_every", type=int, default=None,
+                        metavar="N", help="format = 'procdata': rebuild the maps every N chunks "
+                                          "and at the end (default 4)")
+    return parser
+
+
+def watch_options(args):
+    """Keyword arguments of :func:`ptyprep.engine.follow.watch` from parsed command-line ``args``."""
+    options = {k: getattr(args, k) for k in ("idle_timeout_s", "poll_s", "status_path")
+               if hasattr(args, k)}
+    if getattr(args, "maps_every", None) is not None:  # procdata only; given explicitly
+        options["maps_every"] = args.maps_every
+    return options
+
+
 def _overrides(items):
     from .recipe import parse_override
 
@@ -111,8 +135,8 @@ def _cmd_run(args, comm):
 
 
 def _cmd_watch(args, comm):
+    from .engine.follow import watch
     from .recipe import load_recipe
-    from .watch import watch, watch_options
 
     recipe = load_recipe(args.recipe, overrides=_overrides(args.overrides))
     result = watch(recipe, comm, **watch_options(args))

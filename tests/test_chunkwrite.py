@@ -18,9 +18,8 @@ from ptyprep.engine.stack import FrameStack
 from ptyprep.fast import chunkwrite as cw
 from ptyprep.fast import shuffle as sh
 from ptyprep.engine.shares import ChunkShare
-from ptyprep.ptycho.writer import WRITERS
+from ptyprep.ptycho.writer import WRITERS, PartWriter
 from ptyprep.sources.ptyd import read_ptyd
-from ptyprep.ptycho.publish import write_part
 
 GZIP = dataset_filters("gzip")
 
@@ -34,6 +33,8 @@ def write_share(writer, chunk, stack, counts):
     """Write chunk ``chunk``: a FrameStack or an iterable of consecutive parts."""
     parts = [stack] if isinstance(stack, FrameStack) else stack
     writer.write(None, ChunkShare(chunk, 0, int(np.sum(counts)), np.asarray(counts)), parts)
+
+
 DTYPES = [np.uint8, np.uint16, np.uint32, np.int32, np.uint64, np.int64, np.float32, np.float64]
 SHAPES = [(3, 37, 53), (1, 1, 1), (2, 1, 7), (4, 16, 16), (2, 5, 3)]
 
@@ -571,8 +572,8 @@ def test_merge_append_of_plain_arrays_encodes_for_the_dataset(tmp_path):
 
 def test_write_part_encodes_gzip_and_reads_back(tmp_path):
     s = stack_of(0, 6)
-    arrays = (s.data, s.valid.astype(np.uint8), s.positions, s.indices)
-    write_part(tmp_path / "p.part000", arrays, GZIP)
+    PartWriter(GZIP, cw.chunk_codec(GZIP)).write(tmp_path / "p.part000", [s], 6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.part000"]   # no .tmp left
     with h5py.File(tmp_path / "p.part000") as f:
         assert f["data"].compression == "gzip" and f["data"].shuffle
         assert f["data"][()].tobytes() == s.data.tobytes()

@@ -25,8 +25,9 @@ from watch_helpers import PollingReader, toml_value, wait_for
 import ptyprep
 from ptyprep.errors import OutputError, RecipeError
 from ptyprep.layout import ptyd as L
-from ptyprep.watch import PART_DELAY_ENV, watch
-from ptyprep.watch_state import OutputLock, recipe_key, recover
+from ptyprep.engine.follow import PART_DELAY_ENV, watch
+from ptyprep.engine.lock import OutputLock, recipe_key
+from ptyprep.ptycho.publish import recover
 from ptyprep.layout.files import part_name
 from ptyprep.ptycho.publish import publish_master, read_links
 
@@ -414,7 +415,7 @@ def test_files_available_needs_complete_files_and_position_lines(tmp_path):
 def test_add_watch_arguments():
     import argparse
 
-    from ptyprep.watch import add_watch_arguments, watch_options
+    from ptyprep.cli import add_watch_arguments, watch_options
 
     parser = add_watch_arguments(argparse.ArgumentParser())
     args = parser.parse_args(["--idle-timeout", "60", "--poll", "0.2", "--status", "s.json"])

@@ -24,7 +24,7 @@ from watch_helpers import PollingReader, toml_value, wait_for
 import ptyprep
 from ptyprep.acquire import SAXS_RASTER, acquire_saxs, saxs_setup, saxs_source_options
 from ptyprep.errors import OutputError, RecipeError
-from ptyprep.watch import PART_DELAY_ENV, watch
+from ptyprep.engine.follow import PART_DELAY_ENV, watch
 
 PY = sys.executable
 CHUNK = 5
@@ -267,7 +267,7 @@ def test_refusals(short_scan, tmp_path):
     with pytest.raises(RecipeError, match="maps-every"):
         watch(recipe, maps_every=0)
     assert not (tmp_path / "an.h5").exists()
-    from ptyprep.watch_state import OutputLock
+    from ptyprep.engine.lock import OutputLock
 
     lock = OutputLock(tmp_path / "an.h5").acquire()
     with pytest.raises(OutputError, match="another ptyprep watch"):
@@ -283,7 +283,7 @@ def test_refusals(short_scan, tmp_path):
 
 
 def test_publish_due():
-    from ptyprep.watch_procdata import publish_due
+    from ptyprep.saxs.follow import publish_due
 
     assert publish_due(5.0, None, 0.0)                      # nothing published yet
     assert not publish_due(10.0, 9.0, 0.5, factor=4)        # 1 s after a 0.5 s publish
@@ -293,9 +293,9 @@ def test_publish_due():
 
 def _commits(monkeypatch):
     """Frames of the published file at every publish of the daemon (rank 0)."""
-    from ptyprep import watch_procdata as wp
+    from ptyprep.saxs import follow as wp
 
-    seen, real = [], wp._Daemon._commit
+    seen, real = [], wp.ProcdataFollower._commit
 
     def spy(self):
         pending = self.pending
@@ -303,14 +303,14 @@ def _commits(monkeypatch):
         if pending:
             seen.append(self.published)
 
-    monkeypatch.setattr(wp._Daemon, "_commit", spy)
+    monkeypatch.setattr(wp.ProcdataFollower, "_commit", spy)
     return seen
 
 
 def test_costly_publishes_are_spaced_and_change_nothing(short_scan, tmp_path, monkeypatch):
     """A publish copies and fsyncs the whole file: when that is slow, chunks accumulate in the
     private copy between publishes; the published file ends the same."""
-    from ptyprep import watch_procdata as wp
+    from ptyprep.saxs import follow as wp
 
     path = write_recipe(short_scan, marker=True)
     commits, results = _commits(monkeypatch), {}

@@ -102,8 +102,10 @@ class Format(abc.ABC):
     def writer(self, job, comm):
         """The :class:`Writer` of this run (every rank makes one)."""
 
-    def follower(self, job, comm):
-        """The follower that grows this format's output during ``ptyprep watch``."""
+    def follower(self, comm, **options):
+        """The :class:`~ptyprep.engine.follow.Follower` that grows this format's output
+        during ``ptyprep watch`` (every rank; checks the recipe).  ``options`` are the
+        format's own watch options (``procdata``: ``maps_every``)."""
         raise RecipeError(f"format {self.name!r} cannot be followed while a scan is acquired; "
                           "prepare it with `ptyprep run` after the scan")
 

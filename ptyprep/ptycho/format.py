@@ -74,18 +74,22 @@ def provenance(recipe, plan, source):
     }
 
 
-def prepared_parts(source, plan, indices, meta, batch_frames):
-    """FrameStacks of ``indices`` in order, ``batch_frames`` at a time (one empty if none)."""
+def prepared_parts(source, plan, indices, meta, batch_frames, positions=None):
+    """FrameStacks of ``indices`` in order, ``batch_frames`` at a time (one empty if none).
+
+    ``positions`` (M, 2) metres of ``indices``; default the plan's.
+    """
+    positions = plan.positions[indices] if positions is None else positions
     if not len(indices):
         n = tuple(meta["shape"])
         yield FrameStack(indices, np.zeros((0,) + n, np.float32), np.zeros((0,) + n, bool),
-                         plan.positions[indices], meta=meta)
+                         positions, meta=meta)
         return
     for s in range(0, len(indices), batch_frames):
         part = indices[s:s + batch_frames]
         raw, roi, frames_valid = P.read_raw(source, plan, part)
         data, valid = P.prepare(raw, plan, roi, frames_valid)
-        yield FrameStack(part, data, valid, plan.positions[part], meta=meta)
+        yield FrameStack(part, data, valid, positions[s:s + batch_frames], meta=meta)
 
 
 @dataclasses.dataclass(eq=False)
@@ -193,7 +197,7 @@ class PtydFormat(PtychoFormat):
                                     part_format=output.part_format,
                                     batch_frames=cache_batch_frames(job.plan))
 
-    def follower(self, job, comm):
+    def follower(self, comm, **options):
         from .follow import PtydFollower
 
-        return PtydFollower(self, job, comm)
+        return PtydFollower(self, comm, **options)

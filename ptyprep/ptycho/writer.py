@@ -271,44 +271,73 @@ class LinkWriter(PtydWriter):
 
     save = "link"
 
-    def _frames_per_chunk(self, frame_nbytes, counts):
-        return cw.frames_per_chunk(frame_nbytes, int(counts[self.comm.rank]))
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.parts = PartWriter(self.filters, self.codec, self._repeated)
 
     def _write(self, chunk, parts, counts):
         numbers = part_numbers([counts], self.next_part)[0]
         self.next_part += int((numbers >= 0).sum())
         mine = numbers[self.comm.rank]
-        target = None if mine < 0 else self.path.parent / F.part_name(self.path, mine,
-                                                                       self.part_format)
-        stream = None
-        if self.codec is not None and target is not None:
-            def new_part(*shape_and_filters):
-                part = h5py.File(F.tmp_name(target), "w")
-                return (part,) + create_frame_datasets(part, *shape_and_filters)
-
-            stream = ChunkStream(new_part, counts[self.comm.rank], self.filters, self.codec)
-        try:
-            share = self._encode(parts, counts, stream)
-        except BaseException:
-            if stream is not None and stream.started:
-                path = stream.group.filename
-                stream.group.close()                   # the part file being written
-                Path(path).unlink(missing_ok=True)
-            raise
-        if target is not None:
-            if stream is not None and stream.started:   # frames already written
-                with stream.group:
-                    stream.finish(share.positions, share.indices)
-            else:
-                with h5py.File(F.tmp_name(target), "w") as part:
-                    write_chunk_arrays(part, *share.arrays(), self.filters)
-            os.replace(F.tmp_name(target), target)
-            self.parts_written.append(target)
+        if mine >= 0:
+            target = self.path.parent / F.part_name(self.path, mine, self.part_format)
+            self.parts_written.append(self.parts.write(target, parts, counts[self.comm.rank]))
         if self.comm.rank == 0:
             for part in numbers[numbers >= 0]:
                 self._chunks[L.chunk_name(part)] = h5py.ExternalLink(
                     F.part_name(self.path, part, self.part_format), "/")
             self._h5.flush()
+
+
+class PartWriter:
+    """This rank's shares as link-mode part files: written as ``<part>.tmp``, renamed when
+    complete (``ptyprep run`` in link mode, ``ptyprep watch``).
+
+    Parameters
+    ----------
+    filters : dict
+        h5py keywords of the frame datasets.
+    codec : Codec or None
+        ptyprep encodes the chunks itself (frames streamed into the file batch by batch).
+    repeated : RepeatedChunks, optional
+        A static mask's weights encoded once, kept across parts.
+    before_rename : callable, optional
+        Called after the temporary file is closed, before the rename (tests).
+    """
+
+    def __init__(self, filters, codec, repeated=None, before_rename=None):
+        self.filters, self.codec, self.before_rename = filters, codec, before_rename
+        self.repeated = repeated if repeated is not None else cw.RepeatedChunks()
+
+    def write(self, target, parts, n_frames):
+        """Write the ``n_frames`` frames of the FrameStacks ``parts`` into part file ``target``."""
+        tmp = F.tmp_name(target)
+        stream = None
+        if self.codec is not None:
+            def new_part(*shape_and_filters):
+                part = h5py.File(tmp, "w")
+                return (part,) + create_frame_datasets(part, *shape_and_filters)
+
+            stream = ChunkStream(new_part, n_frames, self.filters, self.codec)
+        try:
+            share = encode_share(parts, self.codec,
+                                 lambda nbytes: cw.frames_per_chunk(nbytes, int(n_frames)),
+                                 self.repeated, stream)
+        except BaseException:
+            if stream is not None and stream.started:
+                stream.group.close()                   # the part file being written
+                tmp.unlink(missing_ok=True)
+            raise
+        if stream is not None and stream.started:      # frames already written
+            with stream.group:
+                stream.finish(share.positions, share.indices)
+        else:
+            with h5py.File(tmp, "w") as part:
+                write_chunk_arrays(part, *share.arrays(), self.filters)
+        if self.before_rename is not None:
+            self.before_rename()
+        os.replace(tmp, target)
+        return target
 
 
 #: The writer of every ``[output] save`` mode.

@@ -127,10 +127,10 @@ class ProcdataFormat(Format):
     def writer(self, job, comm):
         return ProcdataWriter(job, self.saxs, self.recipe.output.chunk_frames, self.dfile, comm)
 
-    def follower(self, job, comm):
+    def follower(self, comm, **options):
         from .follow import ProcdataFollower
 
-        return ProcdataFollower(self, comm)
+        return ProcdataFollower(self, comm, **options)
 
     def describe(self, formats=()):
         """Check a procdata recipe fully (geometry, masks, raw data) and describe what a run does.

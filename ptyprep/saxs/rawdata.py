@@ -50,11 +50,11 @@ def make_spec(name, options, datasets, base_dir="."):
     """
     cls = source_class(name)
     options = dict(options)
-    frames_option = getattr(cls, "frames_option", None)
+    frames_option = cls.frames_option
     if frames_option is None and len(datasets) > 1:
         raise RecipeError(f"source {name!r} serves the frames of one detector (it has no "
                           f"frames_option); got detectors {list(datasets)}: use one")
-    for key in getattr(cls, "path_options", ()):
+    for key in cls.path_options:
         if key in options:
             options[key] = _absolute(options[key], base_dir)
     if frames_option in options and len(datasets) > 1:
@@ -62,7 +62,7 @@ def make_spec(name, options, datasets, base_dir="."):
                           f"all detectors {list(datasets)} the same frames; drop it (each "
                           "detector's dataset names its frames)")
     frames = {}
-    path_like = frames_option in getattr(cls, "path_options", ())
+    path_like = frames_option in cls.path_options
     for ds in datasets:
         # an explicit frames option (one detector) reads that detector from elsewhere, e.g. a blank
         value = options.pop(frames_option) if frames_option in options else ds
@@ -113,7 +113,7 @@ class SampleFrames:
         from ..sources.registry import make_source
 
         cls = source_class(spec["name"])
-        frames_option = getattr(cls, "frames_option", None)
+        frames_option = cls.frames_option
         self.spec_name = spec["name"]
         self.sources = {}
         try:

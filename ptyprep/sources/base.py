@@ -54,7 +54,10 @@ class ScanSource(abc.ABC):
     keys of the recipe's ``[source]`` table) and implement
     :meth:`read_meta`, :meth:`read_positions` and :meth:`read_frames`.
     Options that are file paths are listed in ``path_options`` so a recipe can
-    give them relative to its own folder.
+    give them relative to its own folder.  Everything else the engine calls has a
+    default here: per-frame validity, monitors and scan geometry (scanning SAXS),
+    :meth:`available`, :meth:`refresh` and :attr:`end_of_scan` (following an
+    acquisition), :attr:`frames_option` (one instance per detector), :meth:`close`.
 
     Examples
     --------
@@ -71,6 +74,13 @@ class ScanSource(abc.ABC):
 
     #: Option names whose values are paths (resolved relative to the recipe).
     path_options = ()
+    #: The option that names the frames (e.g. ``"frames"``, the dataset path of ``hdf5``), or
+    #: None: a scanning-SAXS recipe opens one instance per detector with this option set to
+    #: the detector's ``dataset``; a source without it serves one detector.
+    frames_option = None
+    #: Where the source reads the end-of-scan marker of an acquisition it follows (set by
+    #: the instance, e.g. an HDF5 dataset path or a file name), or None: no marker.
+    end_of_scan = None
 
     @abc.abstractmethod
     def read_meta(self):
@@ -136,8 +146,19 @@ class ScanSource(abc.ABC):
         return None
 
     def available(self):
-        """Return ``(frames_available_now, scan_ended)``; a finished scan by default."""
+        """Return ``(frames_available_now, scan_ended)``; a finished scan by default.
+
+        ``ptyprep watch`` calls it on rank 0 while a scan is acquired; raise
+        :class:`~ptyprep.errors.SourceError` while the raw data cannot be read yet.
+        """
         return self.read_meta().num_frames, True
+
+    def refresh(self):
+        """See what was written since the files were opened (reopen them); nothing by default.
+
+        ``ptyprep watch`` calls it before every look at a growing scan, and on the other
+        ranks before they read a chunk rank 0 saw.
+        """
 
     def close(self):
         """Release open files."""

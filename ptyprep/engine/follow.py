@@ -1,0 +1,407 @@
+"""The follow loop: ``ptyprep watch RECIPE.toml`` for any format that can grow.
+
+Follows a scan that is still being acquired and has every complete chunk prepared and
+published as soon as its frames are on disk:
+
+* rank 0 looks at the raw data (:meth:`Follower.poll`) and decides what to do; the
+  decision is broadcast and all ranks act in lockstep, so none spins in a collective
+  meanwhile;
+* a chunk is prepared when ``output.chunk_frames`` new frames are complete (at the end
+  of the scan: the remainder), so chunks are exactly those of ``ptyprep run``; nothing
+  is published before ``prep.min_frames`` frames exist;
+* the end of the scan is its known length (:meth:`Follower.expected`), the source's
+  end-of-scan marker, or ``idle_timeout_s`` without a new frame;
+* ``<dfile>.lock`` keeps a second daemon out; killed at any moment and restarted, the
+  daemon continues from what the output holds (:meth:`Follower.recover`);
+* rank 0 rewrites the status file (``<dfile>.status.json``) on every poll and logs
+  progress; SIGINT/SIGTERM finish the current chunk and stop (a second one aborts).
+
+What is prepared, how it is written and how a prefix is published come from the
+format's :class:`Follower` (:meth:`ptyprep.engine.formats.Format.follower`): the loop
+knows no format.
+"""
+
+import abc
+import collections
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import RecipeError, SourceError
+from ..layout.files import status_name
+from .collective import after_all, any_rank, on_root
+from .comm import world
+from .formats import recipe_formats
+from .lock import OutputLock, locked_resume, write_status
+from .shares import LoadManager
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_S = 0.5
+#: Test hook: seconds to sleep inside every publication, between writing a temporary file
+#: and renaming it into place (a kill then leaves the temporary file behind).
+PART_DELAY_ENV = "PTYPREP_TEST_PART_DELAY_S"
+
+
+def part_delay():
+    """The test hook of :data:`PART_DELAY_ENV` as a callable, or None when it is not set."""
+    delay = float(os.environ.get(PART_DELAY_ENV, "0") or 0)
+    return (lambda: time.sleep(delay)) if delay > 0 else None
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Rank 0's view of the scan, given to the follower with every step.
+
+    Attributes
+    ----------
+    expected : int or None
+        The scan's length when known (its declared length, or the frames of an ended scan).
+    final : int or None
+        Frames of the scan once it has ended (None while it is acquired).
+    reason : str
+        Why it ended: ``"count"``, ``"marker"`` or ``"timeout"`` (``""`` while acquired).
+    """
+
+    expected: Optional[int] = None
+    final: Optional[int] = None
+    reason: str = ""
+
+    def is_last(self, stop):
+        """True when a chunk ending at ``stop`` is the scan's last."""
+        return self.final is not None and stop >= self.final
+
+
+class Follower(abc.ABC):
+    """What a format supplies so that ``ptyprep watch`` grows its output.
+
+    Every rank makes one (:meth:`~ptyprep.engine.formats.Format.follower`, which checks
+    the recipe); the loop calls the methods marked *rank 0* on rank 0 only and the
+    *collective* ones on every rank.
+
+    Attributes
+    ----------
+    dfile : Path
+        The output: its lock is ``<dfile>.lock``, its status ``<dfile>.status.json``.
+    chunk_frames, min_frames : int
+    """
+
+    dfile = None
+    chunk_frames = 1
+    min_frames = 1
+
+    @abc.abstractmethod
+    def recover(self):
+        """Rank 0, under the lock: what the output holds (picklable), discarding anything
+        half-written; raise OutputError when it may not be continued."""
+
+    @abc.abstractmethod
+    def resume(self, state):
+        """Every rank: adopt :meth:`recover`'s ``state``; return the frames published."""
+
+    @contextlib.contextmanager
+    def opened(self):
+        """Every rank: the raw data open for the whole watch (a context manager)."""
+        yield self
+
+    @abc.abstractmethod
+    def poll(self):
+        """Rank 0: ``(frames complete now, scan ended)``.  A SourceError means the raw data
+        cannot be read yet (before the first frame, the loop keeps waiting)."""
+
+    def expected(self):
+        """Rank 0, after :meth:`poll`: the scan's known length, or None."""
+        return None
+
+    def ended_by_marker(self):
+        """Rank 0: True when the source's end-of-scan marker ended the scan (else its count)."""
+        return False
+
+    def chunk_inputs(self, start, stop):
+        """Rank 0: what every rank needs of frames ``[start, stop)`` besides the raw frames
+        (small, broadcast with the decision), e.g. their positions."""
+        return None
+
+    def refresh(self):
+        """Ranks other than 0, before a chunk: see the data rank 0 saw (reopen grown files)."""
+
+    @abc.abstractmethod
+    def write_chunk(self, share, inputs, acq):
+        """Collective: prepare this rank's share of ``share`` (a
+        :class:`~ptyprep.engine.shares.ChunkShare`) and write it, not yet published.
+        ``inputs`` is what :meth:`chunk_inputs` gave, ``acq`` the :class:`Acquisition`."""
+
+    def publish_due(self, acq):
+        """Rank 0, after a chunk that is not the scan's last: publish now?"""
+        return True
+
+    @abc.abstractmethod
+    def publish(self, acq):
+        """Rank 0, after every rank wrote: make what is written visible; return the frames
+        published."""
+
+    @abc.abstractmethod
+    def finish(self, acq):
+        """Rank 0, once every frame is written: publish the record of the complete scan
+        (``acq.reason``: count, marker or timeout); return the frames published."""
+
+    def stop(self, acq):
+        """Rank 0, on a stop request: publish what is written; return the frames published
+        (None: nothing changed)."""
+        return None
+
+    def status(self):
+        """Rank 0: extra fields of the status file."""
+        return {}
+
+
+def watch(recipe, comm=None, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_path=None,
+          stop=None, **options):
+    """Prepare a scan while it is acquired; return when it has ended (collective under MPI).
+
+    Parameters
+    ----------
+    recipe : Recipe
+        Its format must be able to grow (``ptyd``: published in link mode whatever
+        ``output.save`` says, except ``"merge"``, which is refused; ``procdata``: one
+        growing scanning-SAXS sample).
+    comm : communicator, optional
+    idle_timeout_s : float, optional
+        Close the scan when no new frame arrived for this long (None: never).
+    poll_s : float
+        Seconds between looks at the raw data.
+    status_path : str or Path, optional
+        JSON status file (default ``<dfile>.status.json``).
+    stop : threading.Event, optional
+        Set it to stop after the current chunk (as SIGINT/SIGTERM do).
+    **options
+        The format's own (``procdata``: ``maps_every``, chunks between map refreshes).
+
+    Returns
+    -------
+    dict
+        ``path``, ``frames`` published, ``complete`` (False after a stop request),
+        ``end_reason`` and ``seconds``.
+
+    Raises
+    ------
+    RecipeError, OutputError, SourceError
+        Bad recipe, output locked/complete/foreign, or no frame before the timeout.
+    """
+    comm = comm or world()
+    if not poll_s > 0 or (idle_timeout_s is not None and not idle_timeout_s > 0):
+        raise RecipeError(f"watch needs poll > 0 and idle timeout > 0 (or none); got poll "
+                          f"{poll_s!r}, idle timeout {idle_timeout_s!r}")
+    formats = recipe_formats(recipe)
+    if len(formats) > 1:
+        raise RecipeError(f"ptyprep watch follows one format; output.format names "
+                          f"{list(recipe.output.formats)}: watch the first, export the others")
+    follower = formats[0].follower(comm, **options)
+    lock = OutputLock(follower.dfile)
+    state = locked_resume(comm, lock, follower.recover)
+    loop = None
+    try:
+        with follower.opened():
+            loop = _Loop(follower, comm, state, idle_timeout_s, poll_s,
+                         status_path or status_name(follower.dfile), stop or threading.Event())
+            with _stop_on_signals(loop.stop):
+                return loop.run()
+    finally:
+        lock.release(remove=bool(loop and loop.result and loop.result["complete"]))
+
+
+@contextlib.contextmanager
+def _stop_on_signals(flag):
+    """SIGINT/SIGTERM set ``flag`` (stop after the current chunk); a second one aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+        log.warning("%s: stopping after the current chunk (send it again to abandon the chunk)",
+                    signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class _Loop:
+    """One watch: what is published, and rank 0's view of the acquisition."""
+
+    def __init__(self, follower, comm, state, idle_timeout_s, poll_s, status_path, stop):
+        self.f, self.comm = follower, comm
+        self.idle_timeout_s, self.poll_s, self.stop = idle_timeout_s, poll_s, stop
+        self.status_path, self.cf = status_path, follower.chunk_frames
+        self.published = self.appended = follower.resume(state)
+        self.lm = LoadManager(comm.size).replay(self.published // self.cf, self.cf)
+        self.result = None
+        # rank 0's bookkeeping
+        self.final, self.reason, self.seen, self.waiting_error = None, "", 0, None
+        self.t0 = self.last_change = time.monotonic()
+        self.arrivals = collections.deque()  # (time first seen, frames seen then)
+        self.started_at, self.published_at_start = time.time(), self.published
+        self.last_log = 0.0
+
+    # -- the loop (every rank) ----------------------------------------------------------------
+    def run(self):
+        try:
+            while True:
+                stop = any_rank(self.comm, self.stop.is_set())
+                decision = on_root(self.comm, self._decide, stop)
+                action = decision["action"]
+                if action == "chunk":
+                    self._chunk(decision["start"], decision["stop"], decision["inputs"],
+                                decision["acq"])
+                elif action == "wait":
+                    self.stop.wait(self.poll_s)
+                else:
+                    return self._end(action == "finish", decision["acq"])
+        except BaseException as exc:
+            if self.comm.rank == 0:
+                self._status("failed", error=str(exc) or type(exc).__name__)
+            raise
+
+    def _chunk(self, start, stop, inputs, acq):
+        if self.comm.rank != 0:
+            self.f.refresh()
+        share = self.lm.share(start // self.cf, start, stop)
+        self.f.write_chunk(share, inputs, acq)
+        self.appended = stop
+        if on_root(self.comm, lambda: acq.is_last(stop) or self.f.publish_due(acq)):
+            self.published = after_all(self.comm, self.f.publish, acq)
+        if self.comm.rank == 0:
+            self._progress()
+
+    def _end(self, complete, acq):
+        self.reason = acq.reason
+        if complete:
+            self.published = after_all(self.comm, self.f.finish, acq)
+        else:
+            published = after_all(self.comm, self.f.stop, acq)
+            self.published = self.published if published is None else published
+        if self.comm.rank == 0:
+            if complete:
+                log.info("scan complete (%s): %d frames in %s", self.reason, self.published,
+                         self.f.dfile)
+            else:
+                log.warning("stopped on request after %d published frames; run the same "
+                            "command again to continue", self.published)
+            self._status("complete" if complete else "stopped")
+        self.comm.barrier()
+        self.result = {"path": str(self.f.dfile), "frames": self.published, "complete": complete,
+                       "end_reason": self.reason if complete else "",
+                       "seconds": time.monotonic() - self.t0}
+        return self.result
+
+    # -- rank 0: what next ----------------------------------------------------------------------
+    def _decide(self, stop):
+        """Rank 0: look at the raw data and choose the next action."""
+        n, ended = self._poll()
+        now = time.monotonic()
+        known = self.f.expected()
+        if known:
+            n = min(n, known)
+        if n > self.seen:
+            self.seen, self.last_change = n, now
+            self.arrivals.append((now, n))
+        if self.final is None:
+            idle = self.idle_timeout_s and now - self.last_change >= self.idle_timeout_s
+            if known and n >= known:
+                self._close(n, "count")
+            elif ended:
+                self._close(n, "marker" if self.f.ended_by_marker() else "count")
+            elif idle:
+                if n == 0:
+                    raise SourceError(self._no_frames_message())
+                self._close(n, "timeout")
+                log.warning("scan closed by timeout: no new frame for %.0f s after %d frames "
+                            "(--idle-timeout %g)", now - self.last_change, n, self.idle_timeout_s)
+        self._status("acquiring" if self.seen else "waiting")
+        acq = Acquisition(self.final if self.final is not None else known, self.final,
+                          self.reason)
+        if stop:
+            return {"action": "stop", "acq": acq}
+        start = self.appended
+        limit = self.final if self.final is not None else n
+        first_ok = start > 0 or self.final is not None or limit >= self.f.min_frames
+        if start < limit and (start + self.cf <= limit or self.final is not None) and first_ok:
+            end = min(start + self.cf, limit)
+            return {"action": "chunk", "start": start, "stop": end,
+                    "inputs": self.f.chunk_inputs(start, end), "acq": acq}
+        if self.final == 0:
+            raise SourceError(f"the scan ended without any frame ({self.reason}); nothing to "
+                              "prepare")
+        if self.final is not None:
+            return {"action": "finish", "acq": acq}
+        return {"action": "wait"}
+
+    def _poll(self):
+        try:
+            n, ended = self.f.poll()
+        except SourceError as exc:
+            # before the first frame the scan has not started: note it (once), go on
+            if self.seen:
+                raise
+            if self.waiting_error is None:
+                log.warning("waiting for the scan to start: %s", exc)
+            self.waiting_error = str(exc)
+            return 0, False
+        return int(n or 0), bool(ended)
+
+    def _no_frames_message(self):
+        why = f" (last error: {self.waiting_error})" if self.waiting_error else ""
+        return (f"no frame of the scan appeared within the idle timeout of "
+                f"{self.idle_timeout_s:g} s{why}; check the [source] paths or start the "
+                "acquisition first")
+
+    def _close(self, n, reason):
+        self.final, self.reason = n, reason
+        log.info("end of scan (%s) after %d frames", reason, n)
+
+    # -- operability (rank 0) -------------------------------------------------------------------
+    def _lag(self):
+        while self.arrivals and self.arrivals[0][1] <= self.published:
+            self.arrivals.popleft()
+        now = time.monotonic()
+        return (now - self.arrivals[0][0]) if self.arrivals else 0.0
+
+    def _rate(self):
+        return (self.published - self.published_at_start) / max(time.monotonic() - self.t0, 1e-9)
+
+    def _progress(self):
+        now = time.monotonic()
+        if now - self.last_log < 2.0 and self.final is None:
+            return
+        self.last_log = now
+        total = self.final if self.final is not None else self.f.expected()
+        log.info("frames seen %d, published %d%s; %.1f frames/s; lag %d frames (%.1f s)",
+                 self.seen, self.published, f"/{total}" if total else "", self._rate(),
+                 max(self.seen - self.published, 0), self._lag())
+
+    def _status(self, state, **extra):
+        status = {
+            "state": state, "output": str(self.f.dfile), "pid": os.getpid(),
+            "ranks": self.comm.size, "frames_seen": self.seen,
+            "frames_prepared": self.appended, "frames_published": self.published,
+            "frames_expected": self.final if self.final is not None else self.f.expected(),
+            "rate_fps": round(self._rate(), 3),
+            "lag_frames": max(self.seen - self.appended, 0), "lag_s": round(self._lag(), 3),
+            "end_reason": self.reason, "started": self.started_at, "updated": time.time(),
+            **self.f.status(), **extra,
+        }
+        try:
+            write_status(self.status_path, status)
+        except OSError as exc:  # a dashboard file must never stop the preparation
+            log.debug("cannot write the status file %s: %s", self.status_path, exc)
