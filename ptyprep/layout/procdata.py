@@ -17,8 +17,8 @@ In memory it is ``proc_data[sample][data_key][sub_key]`` (see
          tomo/<attr>/ d (n, n), x, y                       NXdata
       /overall/maps, /overall/tomo
 
-This module only names things and writes small attributes; the writer
-(:mod:`ptyprep.saxs.store`) moves the data.
+This module only names things (and encodes JSON attributes); the writer and reader
+(:mod:`ptyprep.saxs.store`) move the data.
 """
 
 import json
@@ -148,42 +148,3 @@ def from_json(text):
     if isinstance(text, bytes):
         text = text.decode()
     return json.loads(text)
-
-
-def set_nxdata(group, signal, axes):
-    """Mark ``group`` as NeXus ``NXdata`` so silx/h5web/PyMca show axes.
-
-    Parameters
-    ----------
-    group : h5py.Group
-    signal : str
-        Name of the image dataset inside ``group``.
-    axes : list of str
-        One name per dimension of the signal, ``"."`` for a dimension
-        without an axis dataset (the frame axis).
-    """
-    group.attrs["NX_class"] = "NXdata"
-    group.attrs["signal"] = signal
-    group.attrs["axes"] = np.array(axes, dtype=h5str())
-    for i, name in enumerate(axes):
-        if name != ".":
-            group.attrs[f"{name}_indices"] = np.int64(i)
-
-
-def h5str():
-    """Variable-length UTF-8 string dtype for attributes."""
-    import h5py
-
-    return h5py.string_dtype()
-
-
-def write_axis(group, name, values, units=None, long_name=None):
-    """(Re)write the 1D axis dataset ``name`` in ``group``."""
-    if name in group:
-        del group[name]
-    ds = group.create_dataset(name, data=np.asarray(values, dtype=np.float64))
-    if units:
-        ds.attrs[ATTR_UNITS] = units
-    if long_name:
-        ds.attrs[ATTR_LONG_NAME] = long_name
-    return ds

@@ -28,7 +28,7 @@ from ..layout import files as F
 from ..layout import ptyd as L
 from ..layout.filters import dataset_filters
 from ..sources.registry import open_source
-from .format import decide_center, prepared_parts, provenance
+from .job import decide_center, prepared_parts, provenance
 from .plan import make_plan
 from .publish import publish_master, recover
 from .writer import PartWriter, cache_batch_frames, check_output, part_numbers

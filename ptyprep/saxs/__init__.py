@@ -13,7 +13,7 @@ __all__ = ["ScanAnalysis", "Detector", "get_roi", "hop", "iq_mean", "iphi", "iph
 _LAZY = {
     "ScanAnalysis": ("ptyprep.saxs.analysis", "ScanAnalysis"),
     "Detector": ("ptyprep.saxs.detector", "Detector"),
-    "make_qgrid": ("ptyprep.saxs.integrate", "make_qgrid"),
+    "make_qgrid": ("ptyprep.saxs.qgrid", "make_qgrid"),
 }
 
 

@@ -46,7 +46,7 @@ from ..layout import procdata as L
 from . import products as P
 from . import rawdata as R
 from . import store as W
-from .format import make_detectors, recipe_qgrid, uses_lix
+from .recipe import make_detectors, recipe_qgrid, uses_lix
 from .integration import integrate_share, make_integrators
 from .qgrid import phi_centres
 

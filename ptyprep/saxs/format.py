@@ -16,50 +16,10 @@ from ..engine.collective import after_all, on_root
 from ..engine.formats import Format, Job, Writer
 from ..errors import OutputError, RecipeError
 from ..layout import files as F
-from .recipe import SaxsSection, parse_saxs_section
+from .recipe import (SaxsSection, make_detectors, parse_saxs_section, raw_files, recipe_qgrid,
+                     uses_lix)
 
 log = logging.getLogger(__name__)
-
-
-def uses_lix(recipe):
-    """True when the recipe imports LiX raw files (``nsls2-lix`` or ``[saxs] raw_files``)."""
-    return recipe.source.name == "nsls2-lix" or bool(recipe.section("saxs").raw_files)
-
-
-def raw_files(recipe):
-    """Absolute raw file paths: ``[saxs] raw_files`` or else ``[source] path``."""
-    files = list(recipe.section("saxs").raw_files) or recipe.source.options.get("path", [])
-    files = [files] if isinstance(files, str) else list(files)
-    if not files:
-        raise RecipeError("no raw files: give [source] path = [\"scan.h5\", ...] "
-                          "(or [saxs] raw_files)")
-    return [str(recipe.path(p)) for p in files]
-
-
-def make_detectors(recipe):
-    """:class:`~ptyprep.saxs.Detector` objects of ``[saxs] detectors`` (paths made absolute)."""
-    from .detector import Detector
-
-    out = []
-    for spec in recipe.section("saxs").detectors:
-        spec = dict(spec)
-        for key in ("poni", "valid", "dark", "flat"):
-            if isinstance(spec.get(key), str):
-                spec[key] = _resolve_spec(recipe, spec[key])
-        out.append(Detector(**spec))
-    return out
-
-
-def _resolve_spec(recipe, value):
-    path, sep, inner = value.partition("::")
-    return str(recipe.path(path)) + sep + inner
-
-
-def recipe_qgrid(saxs):
-    """The q bin centres (1/Å) of ``[saxs] qgrid``."""
-    from .qgrid import make_qgrid
-
-    return make_qgrid(*saxs.qgrid)
 
 
 class ProcdataFormat(Format):

@@ -141,11 +141,12 @@ def q_edges(qgrid):
     return np.append(lo, hi[-1])
 
 
-def check_nphi(nphi):
-    """``nphi`` as an int; RecipeError unless it is an even integer >= 2."""
+def check_nphi(nphi, name="nphi"):
+    """``nphi`` as an int; RecipeError (naming the value as ``name``) unless it is an even
+    integer >= 2."""
     if isinstance(nphi, bool) or not isinstance(nphi, (int, np.integer)) or nphi < 2 or nphi % 2:
-        raise RecipeError(f"nphi = {nphi!r} is not an even integer >= 2; an even number of φ bins makes "
-                          "the 180° roll exact (e.g. 36, 60, 180)")
+        raise RecipeError(f"{name} = {nphi!r} must be an even integer >= 2 (e.g. 36, 60, 180), "
+                          "so that a 180° roll is exact")
     return int(nphi)
 
 

@@ -22,7 +22,8 @@ tomo_algorithm = "fbp"                             # or "sart"
 
 With ``[source] name = "nsls2-lix"`` (or ``raw_files``) every scan of the LiX files
 is imported; any other source (``hdf5``, ``files``, ...) is one sample, opened once
-per detector with the detector's ``dataset`` as its frames option.
+per detector with the detector's ``dataset`` as its frames option.  The helpers at the
+end read what a whole recipe says (raw files, detectors, the q grid).
 """
 
 import dataclasses
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import RecipeError
+from .qgrid import check_nphi
 
 DETECTOR_KEYS = ("dataset", "poni", "valid", "scale", "name", "polarization_factor",
                  "solid_angle", "dark", "flat")
@@ -167,11 +169,7 @@ def parse_saxs_section(table):
         raise RecipeError("[saxs] needs detectors and qgrid (see docs/saxs.md for an example)")
     values["detectors"] = _detectors(t.pop("detectors"))
     values["qgrid"] = _qgrid(t.pop("qgrid"))
-    nphi = t.pop("nphi", 60)
-    if isinstance(nphi, bool) or not isinstance(nphi, int) or nphi < 2 or nphi % 2:
-        raise RecipeError(f"saxs.nphi = {nphi!r} must be an even integer >= 2 (e.g. 60), so that "
-                          "a 180° roll is exact")
-    values["nphi"] = nphi
+    values["nphi"] = check_nphi(t.pop("nphi", 60), "saxs.nphi")
     if "attrs" in t:
         values["attrs"] = _attrs(t.pop("attrs"))
     for key in ("raw_files", "maps", "tomo", "background_data_keys"):
@@ -211,3 +209,45 @@ def parse_saxs_section(table):
                 raise RecipeError(f"saxs.{key} must be a string, got {t[key]!r}")
             values[key] = t.pop(key)
     return SaxsSection(**values)
+
+
+# -- what a recipe with a [saxs] table reads ------------------------------------------------------
+def uses_lix(recipe):
+    """True when the recipe imports LiX raw files (``nsls2-lix`` or ``[saxs] raw_files``)."""
+    return recipe.source.name == "nsls2-lix" or bool(recipe.section("saxs").raw_files)
+
+
+def raw_files(recipe):
+    """Absolute raw file paths: ``[saxs] raw_files`` or else ``[source] path``."""
+    files = list(recipe.section("saxs").raw_files) or recipe.source.options.get("path", [])
+    files = [files] if isinstance(files, str) else list(files)
+    if not files:
+        raise RecipeError("no raw files: give [source] path = [\"scan.h5\", ...] "
+                          "(or [saxs] raw_files)")
+    return [str(recipe.path(p)) for p in files]
+
+
+def make_detectors(recipe):
+    """:class:`~ptyprep.saxs.Detector` objects of ``[saxs] detectors`` (paths made absolute)."""
+    from .detector import Detector
+
+    out = []
+    for spec in recipe.section("saxs").detectors:
+        spec = dict(spec)
+        for key in ("poni", "valid", "dark", "flat"):
+            if isinstance(spec.get(key), str):
+                spec[key] = _resolve_spec(recipe, spec[key])
+        out.append(Detector(**spec))
+    return out
+
+
+def _resolve_spec(recipe, value):
+    path, sep, inner = value.partition("::")
+    return str(recipe.path(path)) + sep + inner
+
+
+def recipe_qgrid(saxs):
+    """The q bin centres (1/Å) of ``[saxs] qgrid``."""
+    from .qgrid import make_qgrid
+
+    return make_qgrid(*saxs.qgrid)

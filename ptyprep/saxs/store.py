@@ -10,8 +10,9 @@ import numpy as np
 
 from ..layout.filters import dataset_filters
 from ..errors import LayoutError
+from ..layout import nexus as NX
 from ..layout import procdata as L
-from .integrate import phi_centres, phi_edges, q_bin_bounds
+from .qgrid import phi_centres, phi_edges, q_bin_bounds
 
 
 def init_root(f, detectors, qgrid, nphi):
@@ -65,8 +66,8 @@ def write_sample(f, sn, source, header, scan, spec=None):
     g.attrs[L.ATTR_HEADER] = L.to_json(header)
     g.attrs[L.ATTR_SCAN] = L.to_json(scan)
     sg = g.require_group(L.SCAN)
-    L.write_axis(sg, L.SCAN_SLOW, scan["slow_positions"], long_name=scan["slow_motor"])
-    L.write_axis(sg, L.SCAN_FAST, scan["fast_positions"], long_name=scan["fast_motor"])
+    write_axis(sg, L.SCAN_SLOW, scan["slow_positions"], long_name=scan["slow_motor"])
+    write_axis(sg, L.SCAN_FAST, scan["fast_positions"], long_name=scan["fast_motor"])
     return g
 
 
@@ -106,13 +107,13 @@ def create_qphi(f, sn, n_frames, qgrid, nphi, sub=L.MERGED, compression="gzip"):
     qg.attrs[L.ATTR_XC_LABEL], qg.attrs[L.ATTR_YC_LABEL] = "q", "phi"
     g = f.require_group(L.qphi_group(sn, sub))
     ds = _frames_dataset(g, L.SIGNAL, (n_frames, nphi, len(qgrid)), compression)
-    L.write_axis(g, L.AXIS_Q, qgrid, units=L.Q_UNIT)
-    L.write_axis(g, L.AXIS_PHI, phi_centres(nphi), units="degree")
+    write_axis(g, L.AXIS_Q, qgrid, units=L.Q_UNIT)
+    write_axis(g, L.AXIS_PHI, phi_centres(nphi), units="degree")
     lo, hi = q_bin_bounds(qgrid)
-    L.write_axis(g, L.AXIS_Q_LO, lo, units=L.Q_UNIT)
-    L.write_axis(g, L.AXIS_Q_HI, hi, units=L.Q_UNIT)
-    L.write_axis(g, L.AXIS_PHI_EDGES, phi_edges(nphi), units="degree")
-    L.set_nxdata(g, L.SIGNAL, [".", L.AXIS_PHI, L.AXIS_Q])
+    write_axis(g, L.AXIS_Q_LO, lo, units=L.Q_UNIT)
+    write_axis(g, L.AXIS_Q_HI, hi, units=L.Q_UNIT)
+    write_axis(g, L.AXIS_PHI_EDGES, phi_edges(nphi), units="degree")
+    set_nxdata(g, L.SIGNAL, [".", L.AXIS_PHI, L.AXIS_Q])
     return ds
 
 
@@ -132,8 +133,8 @@ def write_iphi(f, sn, values, nphi, qrange, sub=L.MERGED, compression="gzip"):
                           **dataset_filters(compression))
     ds.attrs[L.ATTR_QRANGE] = np.asarray(qrange, dtype=np.float64)
     g.attrs[L.ATTR_QRANGE] = np.asarray(qrange, dtype=np.float64)
-    L.write_axis(g, L.AXIS_PHI, phi_centres(nphi), units="degree")
-    L.set_nxdata(g, sub, [".", L.AXIS_PHI])
+    write_axis(g, L.AXIS_PHI, phi_centres(nphi), units="degree")
+    set_nxdata(g, sub, [".", L.AXIS_PHI])
     return ds
 
 
@@ -142,8 +143,8 @@ def create_iq(f, sn, n_frames, qgrid, sub=L.MERGED, compression="gzip"):
     g = f.require_group(f"{L.sample_path(sn)}/{L.IQ}")
     g.attrs[L.ATTR_QGRID] = np.asarray(qgrid, float)
     ds = _frames_dataset(g, sub, (n_frames, len(qgrid)), compression)
-    L.write_axis(g, L.AXIS_Q, qgrid, units=L.Q_UNIT)
-    L.set_nxdata(g, sub, [".", L.AXIS_Q])
+    write_axis(g, L.AXIS_Q, qgrid, units=L.Q_UNIT)
+    set_nxdata(g, sub, [".", L.AXIS_Q])
     return ds
 
 
@@ -182,10 +183,10 @@ def _image_group(f, path, data, ycoords, xcoords, ylabel, xlabel, compression="g
     g = f.require_group(path)
     data = np.asarray(data, dtype=np.float64)
     g.create_dataset(L.SIGNAL, data=data, **dataset_filters(compression))
-    L.write_axis(g, L.AXIS_Y, ycoords, long_name=ylabel)
-    L.write_axis(g, L.AXIS_X, xcoords, long_name=xlabel)
+    write_axis(g, L.AXIS_Y, ycoords, long_name=ylabel)
+    write_axis(g, L.AXIS_X, xcoords, long_name=xlabel)
     axes = ["."] * (data.ndim - 2) + [L.AXIS_Y, L.AXIS_X]
-    L.set_nxdata(g, L.SIGNAL, axes)
+    set_nxdata(g, L.SIGNAL, axes)
     return g
 
 
@@ -252,3 +253,35 @@ def append_iphi(f, sn, start, values, nphi, qrange, sub=L.MERGED, compression="g
     if len(old) != start:
         raise LayoutError(f"Iphi/{sub} of sample {sn!r} holds {len(old)} frames, expected {start}")
     return write_iphi(f, sn, np.concatenate([old, values]), nphi, qrange, sub, compression)
+
+
+def set_nxdata(group, signal, axes):
+    """Mark ``group`` as NeXus ``NXdata`` so silx/h5web/PyMca show axes.
+
+    Parameters
+    ----------
+    group : h5py.Group
+    signal : str
+        Name of the image dataset inside ``group``.
+    axes : list of str
+        One name per dimension of the signal, ``"."`` for a dimension
+        without an axis dataset (the frame axis).
+    """
+    group.attrs[NX.NX_CLASS] = NX.NXDATA
+    group.attrs[NX.SIGNAL] = signal
+    group.attrs[NX.AXES] = np.array(axes, dtype=h5py.string_dtype())
+    for i, name in enumerate(axes):
+        if name != ".":
+            group.attrs[f"{name}{NX.INDICES_SUFFIX}"] = np.int64(i)
+
+
+def write_axis(group, name, values, units=None, long_name=None):
+    """(Re)write the 1D axis dataset ``name`` in ``group``."""
+    if name in group:
+        del group[name]
+    ds = group.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+    if units:
+        ds.attrs[L.ATTR_UNITS] = units
+    if long_name:
+        ds.attrs[L.ATTR_LONG_NAME] = long_name
+    return ds
