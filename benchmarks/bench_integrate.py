@@ -35,7 +35,8 @@ def geometry(shape):
 
 def measure(name, frames_n=32, repeat=3, bins=BINS):
     """Per-frame times of ours and pyFAI's csr/csc for each (nq, nphi) on detector ``name``."""
-    from ptyprep.saxs.integrate import StackIntegrator, make_qgrid
+    from ptyprep.saxs.integrate import StackIntegrator
+    from ptyprep.saxs.qgrid import make_qgrid
 
     shape = DETECTORS[name]
     ai, valid = geometry(shape)

@@ -136,6 +136,7 @@ def floor_loop(raw, out, n, encode=True, batch=8):
     through HDF5 (chunks of one frame)."""
     import h5py
     from ptyprep.layout.filters import dataset_filters
+    from ptyprep.fast import chunkdatasets as cd
     from ptyprep.fast import chunkwrite as cw
 
     filters = dataset_filters("gzip") if encode else {}
@@ -155,7 +156,7 @@ def floor_loop(raw, out, n, encode=True, batch=8):
             if encode:
                 modes = modes or [codec.plane_modes(buf[:m])]
                 data, sizes = cw.encode_stacks([buf[:m]], codec, modes, k)
-                cw.write_encoded(dset, s, cw.split_encoded(data, sizes, [buf.shape[1:]],
+                cd.write_encoded(dset, s, cw.split_encoded(data, sizes, [buf.shape[1:]],
                                                            [buf.dtype], codec, m, k)[0])
             else:
                 dset[s:s + m] = buf[:m]

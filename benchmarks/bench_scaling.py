@@ -48,7 +48,9 @@ def worker(case, frames, path, repeats):
     if case == "integrate":
         from bench_integrate import DETECTORS, QMAX, geometry
 
-        from ptyprep.saxs.integrate import StackIntegrator, make_qgrid
+        from ptyprep.saxs.integrate import StackIntegrator
+
+        from ptyprep.saxs.qgrid import make_qgrid
 
         shape = DETECTORS["eiger1m"]
         ai, valid = geometry(shape)

@@ -1,6 +1,6 @@
 """NSLS-II LiX (16-ID): raw scanning SAXS/WAXS files written by bluesky.
 
-Layout (``specs/lix_raw.md``): one HDF5 file, one group per scan ("sample")
+Layout (:mod:`ptyprep.layout.lix_raw`, docs/formats.md): one HDF5 file, one group per scan ("sample")
 with a ``start`` attribute (JSON of the bluesky start document: ``shape``,
 ``motors``, ``plan_name``, ``snaking``, ``pilatus.exposure_time``), frames of
 each detector in ``{sn}/primary/data/<dataset>`` ``(N, H, W)``, motors and
@@ -22,18 +22,19 @@ import numpy as np
 
 import ptyprep
 from ptyprep.errors import SourceError
+from ptyprep.layout.lix_raw import (ATTR_START, DATA, DETECTORS, INCIDENT, PRIMARY, RASTER,
+                                    START_DETECTOR, START_EXPOSURE, START_MOTORS, START_PLAN,
+                                    START_SHAPE, START_SNAKING, TIME, TIMESTAMPS, TRANSMITTED)
 from ptyprep.sources.base import ScanMeta, ScanSource, crop_roi
 
-PRIMARY = "primary"
-INCIDENT = "em1_sum_all_mean_value"
-TRANSMITTED = "em2_sum_all_mean_value"
-DETECTORS = {"pil1M_image": "_SAXS", "pilW1_image": "_WAXS1", "pilW2_image": "_WAXS2"}
+__all__ = ["DETECTORS", "INCIDENT", "TRANSMITTED", "LixRaw", "LixSource", "list_samples",
+           "scan_geometry", "window_mean"]
 
 
 def list_samples(path):
     """Names of the scans in raw file ``path`` (groups carrying a ``start`` attribute)."""
     with _open(path) as f:
-        return [k for k in f if isinstance(f[k], h5py.Group) and "start" in f[k].attrs]
+        return [k for k in f if isinstance(f[k], h5py.Group) and ATTR_START in f[k].attrs]
 
 
 def _open(path):
@@ -53,8 +54,8 @@ def scan_geometry(start):
     bool, ``exposure_s`` float or None.  A ``raster`` plan snakes; otherwise
     the last entry of ``snaking`` (fast axis) decides.
     """
-    shape = start.get("shape")
-    motors = start.get("motors")
+    shape = start.get(START_SHAPE)
+    motors = start.get(START_MOTORS)
     if shape is None or motors is None:
         raise SourceError("start document lacks 'shape' or 'motors'; this is not a LiX raster "
                           f"scan (keys: {sorted(start)})")
@@ -65,12 +66,12 @@ def scan_geometry(start):
     if len(shape) != 2 or len(motors) != 2:
         raise SourceError(f"scan shape {shape} with motors {motors} is not a 2D raster; "
                           "only [n_slow, n_fast] scans are supported")
-    if start.get("plan_name") == "raster":
+    if start.get(START_PLAN) == RASTER:
         snake = True
     else:
-        snaking = start.get("snaking") or [False]
+        snaking = start.get(START_SNAKING) or [False]
         snake = bool(snaking[-1])
-    exposure = (start.get("pilatus") or {}).get("exposure_time")
+    exposure = (start.get(START_DETECTOR) or {}).get(START_EXPOSURE)
     return {"shape": shape, "motors": list(motors), "snake": snake,
             "exposure_s": None if exposure is None else float(exposure)}
 
@@ -112,12 +113,12 @@ class LixRaw:
         self.path = str(path)
         self.sample = sample
         self._file = _open(path)
-        if sample not in self._file or "start" not in self._file[sample].attrs:
+        if sample not in self._file or ATTR_START not in self._file[sample].attrs:
             self.close()
             raise SourceError(f"scan {sample!r} not found in {self.path!r}; "
                               f"scans there: {list_samples(path)}")
         self.group = self._file[sample]
-        self.start = json.loads(self.group.attrs["start"])
+        self.start = json.loads(self.group.attrs[ATTR_START])
         self.geometry = scan_geometry(self.start)
 
     def close(self):
@@ -130,7 +131,7 @@ class LixRaw:
         self.close()
 
     def _data(self):
-        return self.group[PRIMARY]["data"]
+        return self.group[PRIMARY][DATA]
 
     def detector(self, dataset):
         """The ``(N, H, W)`` h5py dataset of detector ``dataset``."""
@@ -167,9 +168,9 @@ class LixRaw:
 
     def times(self):
         prim = self.group[PRIMARY]
-        if "time" in prim:
-            return np.asarray(prim["time"][()], dtype=np.float64)
-        data = prim["data"]
+        if TIME in prim:
+            return np.asarray(prim[TIME][()], dtype=np.float64)
+        data = prim[DATA]
         first = next(k for k in data if data[k].ndim >= 1)
         return np.arange(data[first].shape[0], dtype=np.float64)
 
@@ -182,12 +183,12 @@ class LixRaw:
         if field in data:
             return np.asarray(data[field][()], dtype=np.float64)
         for name, stream in self.group.items():
-            if name == PRIMARY or not isinstance(stream, h5py.Group) or "data" not in stream:
+            if name == PRIMARY or not isinstance(stream, h5py.Group) or DATA not in stream:
                 continue
-            if field in stream["data"]:
-                values = np.asarray(stream["data"][field][()], dtype=np.float64)
-                t = stream["timestamps"][field][()] if ("timestamps" in stream and field
-                                                        in stream["timestamps"]) else stream["time"][()]
+            if field in stream[DATA]:
+                values = np.asarray(stream[DATA][field][()], dtype=np.float64)
+                stamps = stream.get(TIMESTAMPS)
+                t = stamps[field][()] if stamps is not None and field in stamps else stream[TIME][()]
                 exposure = self.geometry["exposure_s"]
                 if not exposure:
                     raise SourceError(f"monitor {field!r} is in stream {name!r} with its own time "

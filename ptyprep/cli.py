@@ -1,4 +1,4 @@
-"""Command line: ``ptyprep run|watch|validate|inspect|plot|sources|demo``.
+"""Command line: ``ptyprep run|watch|validate|inspect|plot|sources|formats|demo``.
 
 Bad input ends with one line ``ptyprep: error: ...`` on stderr and exit status 2;
 anything else that fails exits 1.  Under ``mpiexec`` a failure on one rank ends
@@ -8,6 +8,7 @@ the whole job (MPI_Abort) instead of leaving the others waiting.
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 
@@ -82,6 +83,7 @@ def build_parser():
     p.add_argument("file")
     p.add_argument("--out", metavar="PNG", help="output picture (default: FILE.png)")
     sub.add_parser("sources", help="list registered sources and their options")
+    sub.add_parser("formats", help="list registered output formats ([output] format)")
     p = sub.add_parser("demo", help="simulate a scan, prepare it, show the result",
                        description="Simulate a scan, prepare it and write the result and a "
                                    "picture: a far-field ptychography scan (→ .ptyd) and/or a "
@@ -132,6 +134,8 @@ def _cmd_run(args, comm):
     if comm.rank == 0:
         frames = "" if result["frames"] is None else f"{result['frames']} frames, "
         print(f"wrote {result['path']} ({frames}{result['seconds']:.1f} s)")
+        for path in result["paths"][1:]:
+            print(f"wrote {path}")
 
 
 def _cmd_watch(args, comm):
@@ -180,6 +184,12 @@ def _cmd_sources(args, comm):
     print(describe_sources())
 
 
+def _cmd_formats(args, comm):
+    from .validate import describe_formats
+
+    print(describe_formats())
+
+
 def _cmd_demo(args, comm):
     from .demo import run_demo
 
@@ -190,7 +200,7 @@ def _cmd_demo(args, comm):
 
 COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate,
             "inspect": _cmd_inspect, "plot": _cmd_plot, "sources": _cmd_sources,
-            "demo": _cmd_demo}
+            "formats": _cmd_formats, "demo": _cmd_demo}
 
 
 def main(argv=None):
@@ -205,10 +215,15 @@ def main(argv=None):
     setup_logging(comm.rank, args.verbose, args.quiet)
     try:
         COMMANDS[args.command](args, comm)
+        sys.stdout.flush()       # inside the try: a closed pipe is reported here, not at exit
     except PtyprepError as exc:
         _fail(comm, 2, f"ptyprep: error: {exc}")
     except KeyboardInterrupt:
         _fail(comm, 130, "ptyprep: interrupted")
+    except BrokenPipeError:
+        # the reader of our output went away (``ptyprep inspect --json F | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception:
         logging.getLogger("ptyprep").exception("rank %d failed", comm.rank,
                                                extra={"all_ranks": True})

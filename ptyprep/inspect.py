@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SourceError
+from .layout.ptyd import is_ptyd
 
 
 def inspect_file(path):
@@ -20,7 +21,7 @@ def inspect_file(path):
     except OSError as exc:
         raise SourceError(f"{str(path)!r} is not an HDF5 file ({exc})") from exc
     with h5:
-        if "meta" in h5 and "chunks" in h5:
+        if is_ptyd(h5):
             return _ptyd_summary(path)
         try:
             from .saxs.inspect import is_procdata, summarize

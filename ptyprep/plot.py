@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SourceError
+from .layout.ptyd import is_ptyd
 
 
 def plot_file(path, out=None):
@@ -18,7 +19,7 @@ def plot_file(path, out=None):
     from .saxs.inspect import is_procdata
 
     with h5py.File(path, "r") as h5:
-        kind = "ptyd" if "meta" in h5 and "chunks" in h5 else (
+        kind = "ptyd" if is_ptyd(h5) else (
             "procdata" if is_procdata(h5) else "raw")
     default = path.with_suffix(path.suffix + ".png")
     if kind == "ptyd":

@@ -180,9 +180,10 @@ def _apply_override(raw, key, value):
 
 def _override_value(section, name, text):
     """The value of ``--set section.name=text``: TOML, except that a key holding a string
-    takes unquoted text as it is (``--set output.label=2024`` is the label "2024")."""
+    takes unquoted text as it is (``--set output.label=2024`` is the label "2024"), and
+    text in brackets is a list (``--set 'output.format=["ptyd", "cxi"]'``)."""
     if isinstance(_field_default(section, name), str) and f"{section}.{name}" != "prep.center" \
-            and not text.startswith(('"', "'")):
+            and not text.startswith(('"', "'", "[")):
         return text
     return _toml_value(text)
 

@@ -17,19 +17,45 @@ def describe_plan(recipe):
 def describe_sources():
     """Every registered source with its options and defaults."""
     lines = []
-    for name in source_names():
-        try:
-            cls = get_source(name)
-        except Exception as exc:  # a broken plugin is reported, not fatal
-            lines.append(f"{name}: cannot be loaded ({exc})")
-            continue
+    for name, cls in _loaded(source_names(), get_source, lines):
         doc = inspect.getdoc(cls) or ""
-        lines.append(f"{name}  ({cls.__module__}.{cls.__name__}) {doc.split(chr(10))[0]}")
         helps = option_help(doc)
         for option, default in source_options(cls).items():
             shown = "required" if default is inspect.Parameter.empty else repr(default)
             lines.append(f"    {option:<20} {shown:<22} {helps.get(option, '')}".rstrip())
     return "\n".join(lines)
+
+
+def describe_formats():
+    """Every registered format: what it writes, what it owns, whether ``watch`` can grow it."""
+    from .engine.formats import Format
+
+    lines = []
+    for name, cls in _loaded(format_names(), get_format, lines):
+        leads = cls.open is not Format.open
+        follows = cls.follower is not Format.follower
+        lines.append(f"    preparation   {cls.preparation or '(none)'}"
+                     f"{'' if leads else ' (writes what another format prepares)'}")
+        if cls.section:
+            lines.append(f"    recipe table  [{cls.section}]")
+        lines.append(f"    watch         {'yes' if follows else 'no (ptyprep run only)'}")
+    lines.append("Name several with the same preparation in one recipe: "
+                 "[output] format = [\"ptyd\", ...]; the first one leads.")
+    return "\n".join(lines)
+
+
+def _loaded(names, get, lines):
+    """``(name, class)`` of every plugin that loads, after its heading line in ``lines``; a
+    plugin that cannot be loaded gets a line saying why (reported, not fatal)."""
+    for name in names:
+        try:
+            cls = get(name)
+        except Exception as exc:  # noqa: BLE001  a broken plugin must not hide the others
+            lines.append(f"{name}: cannot be loaded ({exc})")
+            continue
+        doc = (inspect.getdoc(cls) or "").split("\n")[0]
+        lines.append(f"{name}  ({cls.__module__}.{cls.__name__}) {doc}".rstrip())
+        yield name, cls
 
 
 def option_help(docstring):

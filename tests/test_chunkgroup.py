@@ -5,12 +5,12 @@ import h5py
 import numpy as np
 import pytest
 
-from ptyprep.fast import deflate as compression
 from ptyprep.layout.filters import dataset_filters
 from ptyprep.layout import ptyd as L
 from ptyprep.ptycho.h5rw import dict_group, set_type
 from ptyprep.ptycho.chunks import create_chunk_group, create_frame_datasets, write_positions
 from ptyprep.fast import chunkgroup as cg
+from ptyprep.fast import chunkdatasets as cd
 from ptyprep.fast import chunkwrite as cw
 
 GZIP = dataset_filters("gzip")
@@ -40,8 +40,8 @@ def one_by_one(parent, name, n, shape, dtype, filters, k, positions, indices):
 
 def fill(data, weights, frames, valid, k):
     codec = cw.chunk_codec(GZIP)
-    cw.write_encoded(data, 0, cw.encode_frames(frames, codec, k))
-    cw.write_encoded(weights, 0, cw.encode_frames(valid, codec, k))
+    cd.write_encoded(data, 0, cw.encode_frames(frames, codec, k))
+    cd.write_encoded(weights, 0, cw.encode_frames(valid, codec, k))
 
 
 @pytest.mark.parametrize("libver", [None, "v108", "v110", "latest"])

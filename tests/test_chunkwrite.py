@@ -12,10 +12,10 @@ import ptyprep
 from ptyprep.fast import deflate as compression
 from ptyprep.layout.filters import dataset_filters
 from ptyprep.engine.comm import SerialComm
-from ptyprep.layout import ptyd as L
 from ptyprep.ptycho.chunks import append_chunk_arrays, write_chunk_arrays
 from ptyprep.engine.stack import FrameStack
 from ptyprep.fast import chunkwrite as cw
+from ptyprep.fast import chunkdatasets as cd
 from ptyprep.fast import shuffle as sh
 from ptyprep.engine.shares import ChunkShare
 from ptyprep.ptycho.writer import WRITERS, PartWriter
@@ -60,8 +60,8 @@ def photon_frames(n=8, size=128, seed=3):
 
 def write_direct(path, frames, filters=GZIP):
     with h5py.File(path, "w") as f:
-        dset = cw.create_frame_dataset(f, "d", frames.shape, frames.dtype, filters)
-        cw.write_encoded(dset, 0, cw.encode_frames(frames, cw.chunk_codec(filters)))
+        dset = cd.create_frame_dataset(f, "d", frames.shape, frames.dtype, filters)
+        cd.write_encoded(dset, 0, cw.encode_frames(frames, cw.chunk_codec(filters)))
 
 
 def write_h5py(path, frames, filters=GZIP):
@@ -288,8 +288,8 @@ def test_modes_decided_on_early_frames_stay_exact_on_later_ones(tmp_path):
     buf, sizes = cw.encode_stacks([frames], codec, modes)
     enc = cw.split_encoded(buf, sizes, [frames.shape[1:]], [frames.dtype], codec)[0]
     with h5py.File(tmp_path / "m.h5", "w") as f:
-        dset = cw.create_frame_dataset(f, "d", frames.shape, frames.dtype, GZIP)
-        cw.write_encoded(dset, 0, enc)
+        dset = cd.create_frame_dataset(f, "d", frames.shape, frames.dtype, GZIP)
+        cd.write_encoded(dset, 0, enc)
     assert read(tmp_path / "m.h5")[0].tobytes() == frames.tobytes()
 
 
@@ -378,9 +378,9 @@ def test_chunks_of_k_frames_read_back_with_plain_h5py(tmp_path, dtype, m, k, fil
     enc = cw.encode_frames(frames, cw.chunk_codec(filters), k)
     assert len(enc.sizes) == -(-m // k) and len(enc) == m
     with h5py.File(tmp_path / "k.h5", "w") as f:
-        dset = cw.create_frame_dataset(f, "d", frames.shape, frames.dtype, filters,
+        dset = cd.create_frame_dataset(f, "d", frames.shape, frames.dtype, filters,
                                        frames_per_chunk=k)
-        cw.write_encoded(dset, 0, enc)
+        cd.write_encoded(dset, 0, enc)
     with h5py.File(tmp_path / "k.h5", "r") as f:
         assert f["d"].chunks == (k, 19, 23)
         assert f["d"][()].tobytes() == frames.tobytes()
@@ -398,9 +398,9 @@ def test_chunk_of_k_frames_is_hdf5s_own_chunk():
 def test_write_encoded_refuses_a_start_inside_a_chunk(tmp_path):
     frames = frames_of(np.uint32, (4, 4, 4))
     with h5py.File(tmp_path / "f.h5", "w") as f:
-        dset = cw.create_frame_dataset(f, "d", (8, 4, 4), np.uint32, GZIP, frames_per_chunk=4)
+        dset = cd.create_frame_dataset(f, "d", (8, 4, 4), np.uint32, GZIP, frames_per_chunk=4)
         with pytest.raises(ValueError, match="from frame 2"):
-            cw.write_encoded(dset, 2, cw.encode_frames(frames, cw.Codec(1, True), 4))
+            cd.write_encoded(dset, 2, cw.encode_frames(frames, cw.Codec(1, True), 4))
 
 
 @pytest.mark.parametrize("sizes", [[3, 3, 3, 1], [8, 2], [1] * 10, [10]])
@@ -464,7 +464,7 @@ def test_write_encoded_refuses_a_mismatched_dataset(tmp_path):
     with h5py.File(tmp_path / "f.h5", "w") as f:
         dset = f.create_dataset("d", (2, 4, 4), "u4", chunks=(1, 4, 4), **GZIP)
         with pytest.raises(ValueError, match="does not match"):
-            cw.write_encoded(dset, 0, cw.encode_frames(frames, cw.Codec(1, True)))
+            cd.write_encoded(dset, 0, cw.encode_frames(frames, cw.Codec(1, True)))
 
 
 # --------------------------------------------------------------------------- .ptyd writers
@@ -545,9 +545,9 @@ def test_creation_properties_do_not_travel_between_files(tmp_path, monkeypatch):
 
     alone = {}
     for save in ("link", "append"):
-        monkeypatch.setattr(cw, "_CREATE_PLISTS", {})
+        monkeypatch.setattr(cd, "_CREATE_PLISTS", {})
         alone[save] = write(save, f"alone_{save}.ptyd")
-    monkeypatch.setattr(cw, "_CREATE_PLISTS", {})
+    monkeypatch.setattr(cd, "_CREATE_PLISTS", {})
     for k, save in enumerate(("link", "append", "link", "append")):
         assert write(save, f"after_{k}_{save}.ptyd") == alone[save], save
 

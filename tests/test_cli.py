@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -196,3 +198,14 @@ def test_plot_raw_file_draws_its_frames(capsys, tmp_path):
         h5["x"] = np.arange(5)
     code, _, err = run_main(capsys, "plot", raw)
     assert code == 2 and "no 2-D or 3-D image dataset" in err
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    # `ptyprep sources | head -0`: the pipe is closed before the command writes
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    proc = subprocess.run([sys.executable, "-m", "ptyprep", "sources"], stdout=write_end,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""

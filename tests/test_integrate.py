@@ -6,7 +6,9 @@ from pyFAI.detectors import Detector as PyFAIDetector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from ptyprep.errors import RecipeError
-from ptyprep.saxs.integrate import (StackIntegrator, make_qgrid, merge_maps, phi_centres, phi_edges, q_bin_bounds, q_edges, q_segments)
+from ptyprep.saxs.integrate import StackIntegrator
+from ptyprep.saxs.merge import merge_maps
+from ptyprep.saxs.qgrid import make_qgrid, phi_centres, phi_edges, q_bin_bounds, q_edges, q_segments
 
 H, W = 64, 80
 RTOL = 1e-4
@@ -323,7 +325,7 @@ def test_ceo2_pilatus_peaks(shared_data):
 
 
 def test_merge_inputs_are_checked_for_both_merges():
-    from ptyprep.saxs.integrate import merge_var
+    from ptyprep.saxs.merge import merge_var
 
     a = np.ones((1, 2, 3), np.float32)
     for merge in (merge_maps, merge_var):

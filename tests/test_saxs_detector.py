@@ -8,7 +8,8 @@ from pyFAI.detectors import Detector as PyFAIDetector
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 from ptyprep.errors import RecipeError
-from ptyprep.saxs.integrate import StackIntegrator, make_qgrid
+from ptyprep.saxs.integrate import StackIntegrator
+from ptyprep.saxs.qgrid import make_qgrid
 from ptyprep.saxs.detector import Detector, default_name
 
 H, W = 32, 40

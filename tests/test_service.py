@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ptyprep
-import ptyprep.ptycho.format
+import ptyprep.ptycho.job
 import ptyprep.ptycho.writer
 from ptyprep.ptycho import frames as F
 from ptyprep.errors import OutputError, RecipeError, SourceError
@@ -52,7 +52,7 @@ def test_shares_prepared_in_cache_sized_batches_write_the_same_file(tmp_path, sa
     r = recipe(tmp_path, source={"kind": "ptycho"}, output={"save": save, "chunk_frames": 5})
     whole = np.concatenate([s.data for s in ptyprep.iter_chunks(r)])
     batches = []
-    real = ptyprep.ptycho.format.prepared_parts
+    real = ptyprep.ptycho.job.prepared_parts
 
     def spy(*args):
         for part in real(*args):
@@ -60,7 +60,7 @@ def test_shares_prepared_in_cache_sized_batches_write_the_same_file(tmp_path, sa
             yield part
 
     monkeypatch.setattr(ptyprep.ptycho.writer, "CACHE_BATCH_BYTES", 40 << 10)
-    monkeypatch.setattr(ptyprep.ptycho.format, "prepared_parts", spy)
+    monkeypatch.setattr(ptyprep.ptycho.job, "prepared_parts", spy)
     scan = ptyprep.read_ptyd(ptyprep.run(r)["path"])
     assert batches == [2, 2, 1] * 4 + [2, 1]
     assert scan["indices"].tolist() == list(range(23))

@@ -25,7 +25,8 @@ from watch_helpers import PollingReader, toml_value, wait_for
 import ptyprep
 from ptyprep.errors import OutputError, RecipeError
 from ptyprep.layout import ptyd as L
-from ptyprep.engine.follow import PART_DELAY_ENV, watch
+from ptyprep.engine.follow import watch
+from ptyprep.engine.follower import PART_DELAY_ENV
 from ptyprep.engine.lock import OutputLock, recipe_key
 from ptyprep.ptycho.publish import recover
 from ptyprep.layout.files import part_name

@@ -24,7 +24,8 @@ from watch_helpers import PollingReader, toml_value, wait_for
 import ptyprep
 from ptyprep.acquire import SAXS_RASTER, acquire_saxs, saxs_setup, saxs_source_options
 from ptyprep.errors import OutputError, RecipeError
-from ptyprep.engine.follow import PART_DELAY_ENV, watch
+from ptyprep.engine.follow import watch
+from ptyprep.engine.follower import PART_DELAY_ENV
 
 PY = sys.executable
 CHUNK = 5

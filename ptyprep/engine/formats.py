@@ -13,7 +13,7 @@ format: it asks the format's objects, in this order,
    :meth:`Scan.prepare`-d **once**, then handed to every format's :class:`Writer`;
 4. :meth:`Writer.close` when everything succeeded, :meth:`Writer.abandon` on failure;
 
-and for ``ptyprep watch`` a :class:`~ptyprep.engine.follow.Follower` per format
+and for ``ptyprep watch`` a :class:`~ptyprep.engine.follower.Follower` per format
 (:meth:`Format.follower`) that publishes a growing prefix and recovers it after a crash.
 
 Formats that prepare frames the same way (the same :attr:`Format.preparation`) can be
@@ -77,6 +77,11 @@ class Format(abc.ABC):
         """Raise a :class:`~ptyprep.errors.PtyprepError` for any bad input or unwritable
         output; every rank calls it before anything is opened or written."""
 
+    @property
+    def dfile(self):
+        """The recipe's ``[output] dfile`` as a path: what the format writes, or writes beside."""
+        return self.recipe.path(self.recipe.output.dfile)
+
     def outputs(self):
         """The paths this format writes (for messages); default none."""
         return []
@@ -103,7 +108,7 @@ class Format(abc.ABC):
         """The :class:`Writer` of this run (every rank makes one)."""
 
     def follower(self, comm, **options):
-        """The :class:`~ptyprep.engine.follow.Follower` that grows this format's output
+        """The :class:`~ptyprep.engine.follower.Follower` that grows this format's output
         during ``ptyprep watch`` (every rank; checks the recipe).  ``options`` are the
         format's own watch options (``procdata``: ``maps_every``)."""
         raise RecipeError(f"format {self.name!r} cannot be followed while a scan is acquired; "

@@ -2,7 +2,7 @@
 
 :class:`OutputLock` keeps a second ``ptyprep watch`` away from an output;
 :func:`held_output` takes it on rank 0 and recovers what the output holds (the
-format's :meth:`~ptyprep.engine.follow.Follower.recover`), collectively.
+format's :meth:`~ptyprep.engine.follower.Follower.recover`), collectively.
 """
 
 import contextlib

@@ -1,7 +1,6 @@
 """The ``proc_data`` layout of scanning SAXS/WAXS results: every HDF5 name.
 
-In memory it is ``proc_data[sample][data_key][sub_key]`` (see
-``specs/proc_data.md``)::
+In memory it is ``proc_data[sample][data_key][sub_key]`` (docs/formats.md)::
 
     run_an.h5   @detectors @qgrid @Nphi @phi_convention @q_unit @layout
       /{sample} @source @header @scan @source_spec
@@ -22,8 +21,6 @@ This module only names things (and encodes JSON attributes); the writer and read
 """
 
 import json
-
-import numpy as np
 
 from . import json_default
 
@@ -127,14 +124,19 @@ def tomo_group(sn, name):
     return f"{sample_path(sn)}/{TOMO}/{name}"
 
 
+def data_group(sn, data_key):
+    """Group of data key ``data_key`` of sample ``sn`` (its members are the sub keys)."""
+    return f"{sample_path(sn)}/{data_key}"
+
+
 def data_path(sn, data_key, sub_key):
     """Dataset addressed by ``proc_data[sn][data_key][sub_key]``."""
     if data_key == QPHI:
         return qphi_path(sn, sub_key)
     if data_key in (IQ, IPHI, ATTRS):
-        return f"{sample_path(sn)}/{data_key}/{sub_key}"
+        return f"{data_group(sn, data_key)}/{sub_key}"
     if data_key in (MAPS, TOMO):
-        return f"{sample_path(sn)}/{data_key}/{sub_key}/{SIGNAL}"
+        return f"{data_group(sn, data_key)}/{sub_key}/{SIGNAL}"
     raise KeyError(data_key)
 
 

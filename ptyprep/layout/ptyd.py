@@ -44,6 +44,11 @@ CONVENTIONS = (
 )
 
 
+def is_ptyd(group):
+    """Whether an open HDF5 file or group has the two groups of a ``.ptyd`` (``meta/``, ``chunks/``)."""
+    return META in group and CHUNKS in group
+
+
 def chunk_name(number):
     """Group name of chunk ``number`` under ``chunks/`` (decimal, no padding)."""
     return str(int(number))

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..fast import chunkgroup
 from ..fast import chunkwrite as cw
+from ..fast import chunkdatasets as cd
 from ..layout import ptyd as L
 from .h5rw import set_type
 
@@ -37,10 +38,10 @@ def write_chunk_arrays(group, data, weights, positions, indices, filters, resiza
             if not isinstance(array, cw.EncodedFrames):
                 k = 1 if resizable else cw.frames_per_chunk(array[0].nbytes, len(array))
                 array = cw.encode_frames(array, codec, k)
-            dset = cw.create_frame_dataset(group, name, array.shape, array.dtype, filters,
+            dset = cd.create_frame_dataset(group, name, array.shape, array.dtype, filters,
                                            resizable=resizable,
                                            frames_per_chunk=array.frames_per_chunk)
-            cw.write_encoded(dset, 0, array)
+            cd.write_encoded(dset, 0, array)
         else:
             kwargs = {}
             if resizable:
@@ -57,7 +58,7 @@ def write_chunk_arrays(group, data, weights, positions, indices, filters, resiza
 def create_frame_datasets(group, n_frames, frame_shape, dtype, filters, frames_per_chunk):
     """Empty ``data`` and ``weights`` of a chunk group (typed, the group marked a dict) for
     encoded chunks written later, batch by batch
-    (:func:`ptyprep.fast.chunkwrite.write_encoded`); ``positions`` and ``indices``
+    (:func:`ptyprep.fast.chunkdatasets.write_encoded`); ``positions`` and ``indices``
     follow with :func:`write_positions`.
 
     Returns
@@ -67,7 +68,7 @@ def create_frame_datasets(group, n_frames, frame_shape, dtype, filters, frames_p
     set_type(group, L.DICT)
     dsets = []
     for name, dt in ((L.DATA, dtype), (L.WEIGHTS, np.uint8)):
-        dset = cw.create_frame_dataset(group, name, (n_frames,) + tuple(frame_shape), dt,
+        dset = cd.create_frame_dataset(group, name, (n_frames,) + tuple(frame_shape), dt,
                                        filters, frames_per_chunk=frames_per_chunk)
         set_type(dset, L.ARRAY)
         dsets.append(dset)
@@ -116,7 +117,7 @@ def write_positions(group, positions, indices):
     for name, array, kind in ((L.POSITIONS, positions, L.ARRAY), (L.INDICES, indices, L.ARRAYLIST)):
         array = np.asarray(array, dtype=np.float64 if name == L.POSITIONS else np.int64)
         if not chunkgroup.write_member(group, name, array):
-            set_type(cw.create_like(group, name, array.shape, array.dtype, data=array), kind)
+            set_type(cd.create_like(group, name, array.shape, array.dtype, data=array), kind)
 
 
 def append_chunk_arrays(group, data, weights, positions, indices):
@@ -135,7 +136,7 @@ def append_chunk_arrays(group, data, weights, positions, indices):
             if dset.chunks == (1,) + array.shape[1:] and cw.frames_encodable(codec, array.shape):
                 array = cw.encode_frames(np.asarray(array, dtype=dset.dtype), codec)
         if isinstance(array, cw.EncodedFrames):
-            cw.write_encoded(dset, start, array)
+            cd.write_encoded(dset, start, array)
         else:
             dset[start:] = array
 

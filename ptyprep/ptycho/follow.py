@@ -21,7 +21,7 @@ import logging
 
 import numpy as np
 
-from ..engine.follow import Follower, part_delay
+from ..engine.follower import Follower, part_delay
 from ..engine.lock import recipe_key
 from ..errors import RecipeError, SourceError
 from ..layout import files as F
@@ -55,42 +55,25 @@ def known_total(recipe):
     return min(values) if values else None
 
 
-class PtydFollower(Follower):
-    """A growing link-mode ``.ptyd`` (made by :meth:`PtydFormat.follower
-    <ptyprep.ptycho.format.PtydFormat.follower>` on every rank)."""
+class FramesFollower(Follower):
+    """The ptychography half of a follower: the source polled, the plan made once, each
+    rank's share of a chunk prepared.  A format's follower subclasses it and writes
+    (:meth:`prepared`), publishes and recovers its own output.
 
-    def __init__(self, fmt, comm, **options):
-        if options:
-            log.warning("watch options %s apply to other formats; not used for .ptyd",
-                        ", ".join(sorted(options)))
-        self.recipe = recipe = link_recipe(fmt.recipe)
-        self.comm = comm
-        self.dfile = recipe.path(recipe.output.dfile)
+    Parameters
+    ----------
+    recipe : Recipe
+    comm : Communicator
+    dfile : Path
+        The output (its lock and status file are named after it).
+    """
+
+    def __init__(self, recipe, comm, dfile):
+        self.recipe, self.comm, self.dfile = recipe, comm, dfile
         self.chunk_frames, self.min_frames = recipe.output.chunk_frames, recipe.prep.min_frames
-        self.filters = dataset_filters(recipe.output.compression)
-        F.part_name(self.dfile, 0, recipe.output.part_format)
-        check_output(self.dfile, overwrite=True)
         self.known = known_total(recipe)
         self.source = self.plan = self.meta = self.info = None
-        self.parts, self.written, self.raw_center = [], 0, None
-        from ..fast.chunkwrite import chunk_codec
-
-        self.part_writer = PartWriter(self.filters, chunk_codec(self.filters),
-                                      before_rename=part_delay())
-
-    # -- what the output holds ----------------------------------------------------------------
-    def recover(self):
-        output = self.recipe.output
-        return recover(self.dfile, recipe_key(self.recipe.to_dict()), output.chunk_frames,
-                       output.part_format, output.overwrite)
-
-    def resume(self, state):
-        self.parts, self.written, self.raw_center = list(state.part_names), state.frames, \
-            state.raw_center
-        if self.written and self.comm.rank == 0:
-            log.info("resuming %s after %d published frames (%d parts)", self.dfile, self.written,
-                     len(self.parts))
-        return self.written
+        self.written, self.raw_center = 0, None
 
     @contextlib.contextmanager
     def opened(self):
@@ -119,19 +102,17 @@ class PtydFollower(Follower):
         self.source.refresh()
 
     # -- one chunk -----------------------------------------------------------------------------
-    def write_chunk(self, share, positions, acq):
+    def prepared(self, share, positions):
+        """Collective: this rank's indices of ``share`` and an iterator of their prepared
+        FrameStacks (in cache-sized batches; empty when the rank has no frames)."""
         if self.plan is None:
             self._make_plan(share.stop)
-        numbers = part_numbers([share.counts], len(self.parts))[0]
         mine = share.indices(self.comm.rank)
-        if len(mine):
-            parts = prepared_parts(self.source, self.plan, mine, self.meta,
-                                   cache_batch_frames(self.plan), positions[mine - share.start])
-            name = F.part_name(self.dfile, numbers[self.comm.rank], self.recipe.output.part_format)
-            self.part_writer.write(self.dfile.parent / name, parts, len(mine))
-        self.parts += [F.part_name(self.dfile, k, self.recipe.output.part_format)
-                       for k in numbers[numbers >= 0]]
         self.written = share.stop
+        if not len(mine):
+            return mine, iter(())
+        return mine, prepared_parts(self.source, self.plan, mine, self.meta,
+                                    cache_batch_frames(self.plan), positions[mine - share.start])
 
     def _make_plan(self, stop):
         """Collective: the plan of the scan, its centre decided (or restored) once."""
@@ -144,6 +125,50 @@ class PtydFollower(Follower):
         self.meta = self.plan.output_meta()
         if self.comm.rank == 0:
             self.info = provenance(self.recipe, self.plan, self.source)  # recipe and raw_center
+
+
+class PtydFollower(FramesFollower):
+    """A growing link-mode ``.ptyd`` (made by :meth:`PtydFormat.follower
+    <ptyprep.ptycho.format.PtydFormat.follower>` on every rank)."""
+
+    def __init__(self, fmt, comm, **options):
+        if options:
+            log.warning("watch options %s apply to other formats; not used for .ptyd",
+                        ", ".join(sorted(options)))
+        recipe = link_recipe(fmt.recipe)
+        super().__init__(recipe, comm, recipe.path(recipe.output.dfile))
+        self.filters = dataset_filters(recipe.output.compression)
+        F.part_name(self.dfile, 0, recipe.output.part_format)
+        check_output(self.dfile, overwrite=True)
+        self.parts = []
+        from ..fast.chunkwrite import chunk_codec
+
+        self.part_writer = PartWriter(self.filters, chunk_codec(self.filters),
+                                      before_rename=part_delay())
+
+    # -- what the output holds ----------------------------------------------------------------
+    def recover(self):
+        output = self.recipe.output
+        return recover(self.dfile, recipe_key(self.recipe.to_dict()), output.chunk_frames,
+                       output.part_format, output.overwrite)
+
+    def resume(self, state):
+        self.parts, self.written, self.raw_center = list(state.part_names), state.frames, \
+            state.raw_center
+        if self.written and self.comm.rank == 0:
+            log.info("resuming %s after %d published frames (%d parts)", self.dfile, self.written,
+                     len(self.parts))
+        return self.written
+
+    # -- one chunk -----------------------------------------------------------------------------
+    def write_chunk(self, share, positions, acq):
+        numbers = part_numbers([share.counts], len(self.parts))[0]
+        mine, parts = self.prepared(share, positions)
+        if len(mine):
+            name = F.part_name(self.dfile, numbers[self.comm.rank], self.recipe.output.part_format)
+            self.part_writer.write(self.dfile.parent / name, parts, len(mine))
+        self.parts += [F.part_name(self.dfile, k, self.recipe.output.part_format)
+                       for k in numbers[numbers >= 0]]
 
     # -- publishing (rank 0) -------------------------------------------------------------------
     def publish(self, acq, complete=False):

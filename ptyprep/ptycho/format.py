@@ -63,10 +63,6 @@ class PtydFormat(PtychoFormat):
 
     name = "ptyd"
 
-    @property
-    def dfile(self):
-        return self.recipe.path(self.recipe.output.dfile)
-
     def outputs(self):
         return [self.dfile]
 

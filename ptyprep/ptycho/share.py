@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..fast import chunkwrite as cw
+from ..fast import chunkdatasets as cd
 from .chunks import write_positions
 
 
@@ -178,8 +179,8 @@ class ChunkStream:
             # made for these frames (dtype, shape, K, filters): no checks needed
             self.group, self.data, self.weights = self.new_group(
                 self.n_frames, frame_shape, dtype, self.filters, frames_per_chunk)
-        cw.write_chunks(self.data, self.written, data)
-        cw.write_chunks(self.weights, self.written, weights)
+        cd.write_chunks(self.data, self.written, data)
+        cd.write_chunks(self.weights, self.written, weights)
         self.written += n_frames
 
     @property
@@ -191,8 +192,8 @@ class ChunkStream:
         """The group's ``positions`` and ``indices``, after the frames encoded elsewhere
         (other ranks' :class:`~ptyprep.fast.chunkwrite.EncodedFrames`), if any."""
         if data is not None:
-            cw.write_encoded(self.data, self.written, data)
-            cw.write_encoded(self.weights, self.written, weights)
+            cd.write_encoded(self.data, self.written, data)
+            cd.write_encoded(self.weights, self.written, weights)
             self.written += len(data)
         write_positions(self.group, positions, indices)
 

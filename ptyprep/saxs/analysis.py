@@ -50,7 +50,7 @@ class ScanAnalysis:
     detectors : list of Detector, optional
         Needed to :meth:`process`; their datasets are checked on import.
     qgrid : (Nq,) array_like, optional
-        q bin centres in 1/Å (see :func:`ptyprep.saxs.integrate.make_qgrid`); taken
+        q bin centres in 1/Å (see :func:`ptyprep.saxs.qgrid.make_qgrid`); taken
         from the file when it exists.
     nphi : int, optional
         Number of φ bins (even); taken from the file when it exists, else 60.

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..layout import lix_raw as R
+
 WAVELENGTH_M = 1.0e-10
 PIXEL_M = 172e-6
 #: name: (shape, distance_m, beam centre (row, col) in pixels, dataset)
@@ -21,6 +23,7 @@ DETECTORS = {
     "waxs": ((100, 120), 0.12, (50.0, -40.0), "pilW2_image"),
 }
 SLOW, FAST = "ss_rot", "ss_x"
+MONITOR_STREAM = "em_monitors"
 
 
 def write_poni(path, shape, distance_m, center_rc, pixel_m=PIXEL_M, wavelength_m=WAVELENGTH_M):
@@ -116,7 +119,7 @@ def detector_frames(truth, kind, noise=False, seed=0, spec=None, pixel_m=PIXEL_M
 
 
 def write_lix_file(path, scans, monitors_stream=()):
-    """Write scans in the LiX raw layout (``specs/lix_raw.md``).
+    """Write scans in the LiX raw layout (:mod:`ptyprep.layout.lix_raw`).
 
     Parameters
     ----------
@@ -133,28 +136,28 @@ def write_lix_file(path, scans, monitors_stream=()):
         for sn, scan in scans.items():
             t = scan["truth"]
             n = len(t["slow"])
-            start = {"shape": t["shape"], "motors": [SLOW, FAST], "plan_name": "raster",
-                     "pilatus": {"exposure_time": exposure}, "uid": f"demo-{sn}",
+            start = {R.START_SHAPE: t["shape"], R.START_MOTORS: [SLOW, FAST], R.START_PLAN: R.RASTER,
+                     R.START_DETECTOR: {R.START_EXPOSURE: exposure}, "uid": f"demo-{sn}",
                      "beamline_id": "LIX", "time": 1.7e9, "sample_name": sn}
             g = f.create_group(sn)
-            g.attrs["start"] = json.dumps(start)
-            prim = g.create_group("primary")
-            data = prim.create_group("data")
+            g.attrs[R.ATTR_START] = json.dumps(start)
+            prim = g.create_group(R.PRIMARY)
+            data = prim.create_group(R.DATA)
             times = 1.7e9 + np.arange(n) * (exposure + 0.1)
-            prim["time"] = times
+            prim[R.TIME] = times
             for ds, frames in scan["frames"].items():
                 data.create_dataset(ds, data=frames, chunks=(1,) + frames.shape[1:])
             data[SLOW], data[FAST] = t["slow"], t["fast"]
-            ts = prim.create_group("timestamps")
+            ts = prim.create_group(R.TIMESTAMPS)
             for k in (SLOW, FAST):
                 ts[k] = times
-            fields = {"em1_sum_all_mean_value": t["incident"], "em2_sum_all_mean_value": t["transmitted"]}
+            fields = {R.INCIDENT: t["incident"], R.TRANSMITTED: t["transmitted"]}
             if sn in monitors_stream:
-                st = g.create_group("em_monitors")
+                st = g.create_group(MONITOR_STREAM)
                 frac = np.linspace(0, 1, 5)
-                st["time"] = (times[:, None] + frac * exposure).ravel()
+                st[R.TIME] = (times[:, None] + frac * exposure).ravel()
                 for k, v in fields.items():
-                    st.require_group("data")[k] = np.repeat(v, len(frac))
+                    st.require_group(R.DATA)[k] = np.repeat(v, len(frac))
             else:
                 for k, v in fields.items():
                     data[k] = v

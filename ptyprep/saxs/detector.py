@@ -12,16 +12,15 @@ import os
 import numpy as np
 
 from ..errors import RecipeError
+from ..layout.lix_raw import DETECTORS as LIX_DETECTORS
 from .integrate import StackIntegrator, geometry_dict, load_poni
 
 __all__ = ["Detector", "default_name", "load_image"]
 
-_NAMES = {"pil1M_image": "_SAXS", "pilW1_image": "_WAXS1", "pilW2_image": "_WAXS2"}
-
 
 def default_name(dataset):
     """Short detector name from its dataset: ``pil1M_image`` → ``_SAXS`` (LiX), else the dataset name."""
-    return _NAMES.get(dataset, dataset)
+    return LIX_DETECTORS.get(dataset, dataset)
 
 
 def load_image(spec, what="image"):

@@ -37,7 +37,7 @@ def source_shapes(f, sns, data_key, sub_key):
             raise RecipeError(f"sample {s!r} is not imported; samples: {W.samples(f)}")
         path = L.data_path(s, data_key, sub_key)
         if path not in f:
-            parent = f.get(f"{s}/{data_key}")
+            parent = f.get(L.data_group(s, data_key))
             subs = [k for k in parent if k not in (L.AXIS_Q, L.AXIS_PHI)] if parent is not None else []
             raise RecipeError(f"sub key {sub_key!r} of data key {data_key!r} does not exist "
                               f"for sample {s!r} (existing: {subs}); run process(), "

@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from ..engine.collective import gather
-from ..engine.follow import Follower, part_delay
+from ..engine.follower import Follower, part_delay
 from ..engine.lock import recipe_key
 from ..errors import LayoutError, OutputError, RecipeError, SourceError
 from ..layout import files as F

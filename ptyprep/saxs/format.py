@@ -42,9 +42,6 @@ class ProcdataFormat(Format):
     def saxs(self):
         return self.recipe.section("saxs")
 
-    @property
-    def dfile(self):
-        return self.recipe.path(self.recipe.output.dfile)
 
     def outputs(self):
         return [self.dfile]

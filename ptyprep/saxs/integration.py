@@ -16,7 +16,7 @@ from ..engine.formats import Scan, Writer
 from ..errors import RecipeError
 from ..layout import procdata as L
 from . import store as W
-from .integrate import merge_maps, merge_var
+from .merge import merge_maps, merge_var
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ def _extent(x, y):
 
 
 def _images(f, sn, key):
-    g = f.get(f"{sn}/{key}")
+    g = f.get(L.data_group(sn, key))
     if g is None:
         return []
     out = []

@@ -171,7 +171,8 @@ def write_attr(f, sn, name, values):
 def read_attr(f, sn, name):
     path = L.attr_path(sn, name)
     if path not in f:
-        have = list(f[f"{L.sample_path(sn)}/{L.ATTRS}"]) if f"{sn}/{L.ATTRS}" in f else []
+        group = f.get(L.data_group(sn, L.ATTRS))
+        have = list(group) if group is not None else []
         raise LayoutError(f"attribute {name!r} of sample {sn!r} does not exist; "
                           f"extract it first (existing: {have})")
     return np.asarray(f[path][()])

@@ -9,7 +9,8 @@ import pytest
 import saxs_fixtures as F
 
 from ptyprep.errors import LayoutError, PtyprepError, RecipeError, SourceError
-from ptyprep.saxs.integrate import make_qgrid, merge_maps, phi_centres
+from ptyprep.saxs.merge import merge_maps
+from ptyprep.saxs.qgrid import make_qgrid, phi_centres
 from ptyprep.saxs import ScanAnalysis
 from ptyprep.saxs import demo
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ptyprep.errors import RecipeError
-from ptyprep.saxs.integrate import phi_centres
+from ptyprep.saxs.qgrid import phi_centres
 from ptyprep.saxs import get_roi, hop, iq_mean
 from ptyprep.saxs.attrs import orientation_angle, symmetrize
 

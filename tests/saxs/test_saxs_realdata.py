@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from scipy.signal import find_peaks
 
-from ptyprep.saxs.integrate import load_poni, make_qgrid
+from ptyprep.saxs.integrate import load_poni
+
+from ptyprep.saxs.qgrid import make_qgrid
 from ptyprep.saxs import Detector, ScanAnalysis
 from ptyprep.saxs.demo import write_poni
 

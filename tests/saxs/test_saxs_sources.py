@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 import saxs_fixtures as F
 
-from ptyprep.saxs.integrate import StackIntegrator, make_qgrid, merge_maps, merge_var
+from ptyprep.saxs.integrate import StackIntegrator
+
+from ptyprep.saxs.merge import merge_maps, merge_var
+
+from ptyprep.saxs.qgrid import make_qgrid
 from ptyprep.saxs import Detector, ScanAnalysis, demo
 
 QGRID = make_qgrid(*F.QSEGS)
