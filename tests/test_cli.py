@@ -209,3 +209,44 @@ def test_a_reader_that_stops_early_ends_the_command_quietly():
     os.close(write_end)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def corrupt_scan(path, bad=13, n=20):
+    """A gzip frame dataset of ``n`` Poisson frames whose chunk ``bad`` is overwritten."""
+    frames = np.random.default_rng(0).poisson(50, size=(n, 96, 100)).astype(np.uint32)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("entry/data/data", data=frames, chunks=(1, 96, 100), compression="gzip")
+        f["entry/positions"] = np.zeros((n, 2))
+    with h5py.File(path, "r") as f:
+        offset = f["entry/data/data"].id.get_chunk_info(bad).byte_offset
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 10)
+        fh.write(b"\xff" * 40)
+    return path
+
+
+def test_a_corrupt_chunk_is_one_line_naming_file_dataset_and_frame(tmp_path):
+    raw = corrupt_scan(tmp_path / "raw.h5")
+    recipe = write_recipe(tmp_path, f"""\
+[source]
+name = "hdf5"
+path = "{raw}"
+frames = "/entry/data/data"
+positions = "/entry/positions"
+energy_keV = 8.0
+distance_m = 5.0
+psize_m = 75e-6
+[prep]
+shape = 64
+center = [48, 50]
+[output]
+dfile = "out/x.ptyd"
+chunk_frames = 5
+""")
+    done = subprocess.run([sys.executable, "-m", "ptyprep", "-q", "run", str(recipe)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ptyprep: error: cannot read frame 13 of ")
+    assert f"{str(raw)!r} dataset '/entry/data/data'" in lines[0]
+    assert not list((tmp_path / "out").iterdir())  # the master's temporary file was removed

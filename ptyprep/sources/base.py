@@ -160,6 +160,11 @@ class ScanSource(abc.ABC):
         ranks before they read a chunk rank 0 saw.
         """
 
+    def where(self):
+        """Where the frames come from, for messages (``"'raw.h5' dataset '/entry/data'"``);
+        by default the source's class name."""
+        return type(self).__name__
+
     def close(self):
         """Release open files."""
 

@@ -290,6 +290,10 @@ class HDF5Source(ScanSource):
         out = np.empty((idx.size, roi[1] - roi[0], roi[3] - roi[2]), dtype=seg.dsets[0].dtype)
         return seg.read(idx, roi, out)
 
+    def where(self):
+        files = self.paths[0] if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} files)"
+        return f"{str(files)!r} dataset {self.frames!r}"
+
     # -- metadata -------------------------------------------------------------------------
     def read_meta(self):
         if self._meta is None:
