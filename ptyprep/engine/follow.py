@@ -17,8 +17,8 @@ published as soon as its frames are on disk:
   progress; SIGINT/SIGTERM finish the current chunk and stop (a second one aborts).
 
 What is prepared, how it is written and how a prefix is published come from the
-format's :class:`~ptyprep.engine.follower.Follower` (:meth:`ptyprep.engine.formats.Format.follower`): the loop
-knows no format.
+format's :class:`~ptyprep.engine.follower.Follower`
+(:meth:`ptyprep.engine.formats.Format.follower`): the loop knows no format.
 """
 
 import collections

@@ -45,7 +45,8 @@ CONVENTIONS = (
 
 
 def is_ptyd(group):
-    """Whether an open HDF5 file or group has the two groups of a ``.ptyd`` (``meta/``, ``chunks/``)."""
+    """Whether an open HDF5 file or group has the two groups of a ``.ptyd``
+    (``meta/`` and ``chunks/``)."""
     return META in group and CHUNKS in group
 
 

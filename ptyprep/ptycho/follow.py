@@ -136,7 +136,7 @@ class PtydFollower(FramesFollower):
             log.warning("watch options %s apply to other formats; not used for .ptyd",
                         ", ".join(sorted(options)))
         recipe = link_recipe(fmt.recipe)
-        super().__init__(recipe, comm, recipe.path(recipe.output.dfile))
+        super().__init__(recipe, comm, fmt.dfile)
         self.filters = dataset_filters(recipe.output.compression)
         F.part_name(self.dfile, 0, recipe.output.part_format)
         check_output(self.dfile, overwrite=True)

@@ -262,7 +262,8 @@ class MergeWriter(PtydWriter):
         if "0" in chunks:
             append_chunk_arrays(chunks["0"], *arrays)
         else:
-            write_chunk_arrays(chunks.create_group(L.chunk_name(0)), *arrays, self.filters, resizable=True)
+            write_chunk_arrays(chunks.create_group(L.chunk_name(0)), *arrays, self.filters,
+                               resizable=True)
         self._reopen_now_and_then(chunk)
 
 

@@ -136,9 +136,9 @@ def write_lix_file(path, scans, monitors_stream=()):
         for sn, scan in scans.items():
             t = scan["truth"]
             n = len(t["slow"])
-            start = {R.START_SHAPE: t["shape"], R.START_MOTORS: [SLOW, FAST], R.START_PLAN: R.RASTER,
-                     R.START_DETECTOR: {R.START_EXPOSURE: exposure}, "uid": f"demo-{sn}",
-                     "beamline_id": "LIX", "time": 1.7e9, "sample_name": sn}
+            start = {R.START_SHAPE: t["shape"], R.START_MOTORS: [SLOW, FAST],
+                     R.START_PLAN: R.RASTER, R.START_DETECTOR: {R.START_EXPOSURE: exposure},
+                     "uid": f"demo-{sn}", "beamline_id": "LIX", "time": 1.7e9, "sample_name": sn}
             g = f.create_group(sn)
             g.attrs[R.ATTR_START] = json.dumps(start)
             prim = g.create_group(R.PRIMARY)

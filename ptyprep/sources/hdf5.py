@@ -291,8 +291,8 @@ class HDF5Source(ScanSource):
         return seg.read(idx, roi, out)
 
     def where(self):
-        files = self.paths[0] if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} files)"
-        return f"{str(files)!r} dataset {self.frames!r}"
+        more = f" (+{len(self.paths) - 1} files)" if len(self.paths) > 1 else ""
+        return f"{str(self.paths[0])!r}{more} dataset {self.frames!r}"
 
     # -- metadata -------------------------------------------------------------------------
     def read_meta(self):
