@@ -1,8 +1,11 @@
 """Command line: ``ptyprep run|watch|validate|inspect|plot|sources|formats|demo``.
 
-Bad input ends with one line ``ptyprep: error: ...`` on stderr and exit status 2;
-anything else that fails exits 1.  Under ``mpiexec`` a failure on one rank ends
-the whole job (MPI_Abort) instead of leaving the others waiting.
+Every failure ends with one line ``ptyprep: error: ...`` on stderr: exit status 2 for
+bad input (recipe, raw data), 1 for anything else (a full disk, no permission, an
+internal error).  The traceback is shown only with ``--debug``, and written to the log
+file when ``--log-file`` names one.  Under ``mpiexec`` an error raised on every rank
+alike (the engine's collective steps) ends every rank by itself; an error on one rank
+alone ends the whole job (MPI_Abort) instead of leaving the others waiting.
 """
 
 import argparse
@@ -13,7 +16,7 @@ import sys
 import time
 
 from ._version import __version__
-from .errors import PtyprepError
+from .errors import OtherRankError, PtyprepError, WriteFault, write_fault
 
 ABORT_GRACE_S = 1.0
 
@@ -39,16 +42,28 @@ class RankFilter(logging.Filter):
         return self.rank == 0 or getattr(record, "all_ranks", False) or record.levelno >= logging.ERROR
 
 
-def setup_logging(rank, verbose=0, quiet=False):
+def setup_logging(rank, verbose=0, quiet=False, log_file=None):
+    """The ``ptyprep`` logger: rank 0's records (see :class:`RankFilter`) on stderr at the
+    level ``-v``/``-q`` choose; with ``log_file`` every record at DEBUG level (tracebacks
+    of failures included) also in that file, ``<log_file>.rank<N>`` for ranks other than 0."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
     prefix = f"[rank {rank}] " if rank else ""
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s",
-                                           "%H:%M:%S"))
+    form = logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s",
+                             "%H:%M:%S")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(form)
+    handler.setLevel(level)
     handler.addFilter(RankFilter(rank))
     logger = logging.getLogger("ptyprep")
     logger.handlers[:] = [handler]
-    logger.setLevel(level)
+    if log_file:
+        name = str(log_file) if rank == 0 else f"{log_file}.rank{rank}"
+        to_file = logging.FileHandler(name, delay=True)   # created by its first record
+        to_file.setFormatter(logging.Formatter(
+            f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s"))
+        to_file.setLevel(logging.DEBUG)
+        logger.handlers.append(to_file)
+    logger.setLevel(logging.DEBUG if log_file else level)
     logger.propagate = False
 
 
@@ -59,12 +74,17 @@ def build_parser():
                     "(ptypy), scanning SAXS/WAXS → q-φ maps, attributes, maps, tomograms.",
         epilog=EXAMPLES)
     parser.add_argument("--version", action="version", version=f"ptyprep {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    add_common_options(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    add_common_options(common, argparse.SUPPRESS)   # also after the command: run R --debug
+
+    def add_parser(name, **kwargs):
+        kwargs.setdefault("description", kwargs.get("help"))
+        return sub.add_parser(name, parents=[common], **kwargs)
 
     def recipe_command(name, help_text):
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = add_parser(name, help=help_text, description=help_text)
         p.add_argument("recipe", metavar="RECIPE.toml", help="the recipe ([source], [prep], [output])")
         p.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="SECTION.KEY=VALUE",
@@ -76,21 +96,38 @@ def build_parser():
         "watch", "prepare a scan while it is being acquired, publishing each chunk as soon as "
                  "it is complete; killed and restarted, it continues where it stopped"))
     recipe_command("validate", "check a recipe and the source it names; print the plan")
-    p = sub.add_parser("inspect", help="summarise a .ptyd, proc_data or raw HDF5 file")
+    p = add_parser("inspect", help="summarise a .ptyd, proc_data or raw HDF5 file")
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p = sub.add_parser("plot", help="picture of a result (frames, positions, maps, tomograms)")
+    p = add_parser("plot", help="picture of a result (frames, positions, maps, tomograms)")
     p.add_argument("file")
     p.add_argument("--out", metavar="PNG", help="output picture (default: FILE.png)")
-    sub.add_parser("sources", help="list registered sources and their options")
-    sub.add_parser("formats", help="list registered output formats ([output] format)")
-    p = sub.add_parser("demo", help="simulate a scan, prepare it, show the result",
+    add_parser("sources", help="list registered sources and their options")
+    add_parser("formats", help="list registered output formats ([output] format)")
+    p = add_parser("demo", help="simulate a scan, prepare it, show the result",
                        description="Simulate a scan, prepare it and write the result and a "
                                    "picture: a far-field ptychography scan (→ .ptyd) and/or a "
                                    "scanning SAXS/WAXS tomography scan (→ proc_data, maps, tomogram).")
     p.add_argument("--kind", choices=("ptycho", "saxs", "all"), default="ptycho")
     p.add_argument("--out", default="ptyprep-demo", metavar="DIR", help="output folder")
     return parser
+
+
+def add_common_options(parser, default):
+    """``-v``, ``-q``, ``--debug`` and ``--log-file``, given before or after the command
+    (``default`` is argparse.SUPPRESS for the copy after it, so it does not reset them)."""
+    def value(v):
+        return v if default is None else default
+
+    parser.add_argument("-v", "--verbose", action="count", default=value(0),
+                        help="more log output (DEBUG level)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=value(False),
+                        help="warnings and errors only")
+    parser.add_argument("--debug", action="store_true", default=value(False),
+                        help="show the traceback of a failure (it is one line without)")
+    parser.add_argument("--log-file", dest="log_file", default=value(None), metavar="FILE",
+                        help="also write the whole log to FILE, at DEBUG level, with the "
+                             "traceback of a failure (other MPI ranks: FILE.rank<N>)")
 
 
 def add_watch_arguments(parser):
@@ -212,32 +249,91 @@ def main(argv=None):
     keep_freed_memory()          # buffers of every batch reused, not faulted in again
 
     comm = world()
-    setup_logging(comm.rank, args.verbose, args.quiet)
+    try:
+        setup_logging(comm.rank, args.verbose, args.quiet, args.log_file)
+    except OSError as exc:
+        print(f"ptyprep: error: cannot write the log file {args.log_file!r}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
+    hooks = sys.excepthook, sys.unraisablehook
+    sys.excepthook, sys.unraisablehook = _log_ignored, _log_unraisable
     try:
         COMMANDS[args.command](args, comm)
         sys.stdout.flush()       # inside the try: a closed pipe is reported here, not at exit
-    except PtyprepError as exc:
-        _fail(comm, 2, f"ptyprep: error: {exc}")
-    except KeyboardInterrupt:
-        _fail(comm, 130, "ptyprep: interrupted")
     except BrokenPipeError:
         # the reader of our output went away (``ptyprep inspect --json F | head``): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception:
-        logging.getLogger("ptyprep").exception("rank %d failed", comm.rank,
-                                               extra={"all_ranks": True})
-        _fail(comm, 1, None)
+    except KeyboardInterrupt:
+        _fail(comm, 130, "ptyprep: interrupted", None, args.debug)
+    except Exception as exc:  # noqa: BLE001  every failure ends as one line
+        code, text = describe_failure(exc, comm)
+        _fail(comm, code, f"ptyprep: error: {text}", exc, args.debug)
+    finally:
+        sys.excepthook, sys.unraisablehook = hooks
     return 0
 
 
-def _fail(comm, code, line):
-    if comm.rank != 0 and line:
+def _log_unraisable(unraisable):
+    """Errors Python cannot raise (e.g. h5py closing a dataset on a full disk while it is
+    garbage-collected) go to the debug log, not to stderr: the failure they belong to is
+    reported once, as one line."""
+    logging.getLogger("ptyprep").debug("ignored in %r: %s", unraisable.object,
+                                       unraisable.exc_value)
+
+
+def _log_ignored(kind, value, tb):
+    """``sys.excepthook`` while a command runs: h5py reports each object it cannot close
+    (a full disk) through it; those go to the debug log (the command's own failure is
+    caught and reported as one line)."""
+    logging.getLogger("ptyprep").debug("ignored: %s: %s", kind.__name__, value,
+                                       exc_info=(kind, value, tb))
+
+
+def describe_failure(exc, comm):
+    """Exit status and one line of text for exception ``exc`` (see the module notes)."""
+    if isinstance(exc, PtyprepError):
+        return 2, str(exc)
+    if isinstance(exc, (WriteFault, OtherRankError)):
+        return 1, str(exc)
+    fault = write_fault(exc, getattr(exc, "filename", None) or "the output")
+    if fault is not None:
+        return 1, str(fault)
+    where = f" on rank {comm.rank}" if comm.size > 1 else ""
+    text = str(exc).replace("\n", " ") or "(no message)"
+    return 1, (f"internal error{where}: {type(exc).__name__}: {text}; rerun with --debug for "
+               f"the traceback and please report it")
+
+
+def _fail(comm, code, line, exc, debug):
+    from .engine.collective import ON_EVERY_RANK, exit_together
+
+    log = logging.getLogger("ptyprep")
+    if exc is not None:
+        # the traceback: in the log file always, on stderr only with --debug
+        for handler in log.handlers:
+            if isinstance(handler, logging.FileHandler) or debug:
+                handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s",
+                                              (line,), (type(exc), exc, exc.__traceback__)))
+    everyone = exc is not None and getattr(exc, ON_EVERY_RANK, False)
+    if everyone:
+        # raised alike on every rank by a collective step: rank 0 speaks, every rank ends
+        # once all have cleaned up what they wrote
+        if comm.rank == 0:
+            print(line.replace("\n", " "), file=sys.stderr, flush=True)
+        exit_together(comm, code)
+    if comm.rank != 0:
         # Bad input usually fails on every rank alike: let rank 0 speak and end the job.
         # If rank 0 is fine (waiting in a collective), this rank reports it after the pause.
         time.sleep(ABORT_GRACE_S)
-    if line:
-        print(line.replace("\n", " "), file=sys.stderr, flush=True)
+    print(line.replace("\n", " "), file=sys.stderr, flush=True)
     if comm.size > 1:
         comm.abort(code)
+    if isinstance(exc, WriteFault) or (exc is not None and isinstance(exc.__context__,
+                                                                     WriteFault)):
+        # HDF5 may hold files it could not close (full disk): closing them again at exit
+        # can crash the interpreter, so end here, the log flushed
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
     sys.exit(code)

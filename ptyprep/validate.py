@@ -9,6 +9,7 @@ from .sources.registry import get_source, source_names, source_options
 def describe_plan(recipe):
     """Check ``recipe`` fully (source opened, geometry read) and describe what a run would do."""
     formats = recipe_formats(recipe)
+    formats[0].check_input()
     for fmt in formats:
         fmt.check()
     return "\n".join(formats[0].describe(formats))

@@ -9,6 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
+from fault_helpers import corrupt_scan
+
 from ptyprep.cli import main
 
 GOOD = """\
@@ -209,20 +211,6 @@ def test_a_reader_that_stops_early_ends_the_command_quietly():
     os.close(write_end)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-
-
-def corrupt_scan(path, bad=13, n=20):
-    """A gzip frame dataset of ``n`` Poisson frames whose chunk ``bad`` is overwritten."""
-    frames = np.random.default_rng(0).poisson(50, size=(n, 96, 100)).astype(np.uint32)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("entry/data/data", data=frames, chunks=(1, 96, 100), compression="gzip")
-        f["entry/positions"] = np.zeros((n, 2))
-    with h5py.File(path, "r") as f:
-        offset = f["entry/data/data"].id.get_chunk_info(bad).byte_offset
-    with open(path, "r+b") as fh:
-        fh.seek(offset + 10)
-        fh.write(b"\xff" * 40)
-    return path
 
 
 def test_a_corrupt_chunk_is_one_line_naming_file_dataset_and_frame(tmp_path):

@@ -96,10 +96,18 @@ def test_output_exists_without_overwrite(tmp_path):
 
 
 def test_overwrite_link_removes_old_parts(tmp_path):
+    # the new parts cannot take the names the previous output still links: they get the
+    # alternate names, and the old parts go once the new master is in place
     ptyprep.run(recipe(tmp_path, output={"save": "link", "chunk_frames": 2}))
     ptyprep.run(recipe(tmp_path, output={"save": "link", "overwrite": True}))
     parts = sorted(p.name for p in (tmp_path / "out").glob("scan.ptyd.part*"))
-    assert parts == [f"scan.ptyd.part{i:03d}" for i in range(5)]
+    assert parts == [f"scan.ptyd.part{i:03d}.b" for i in range(5)]
+    assert ptyprep.read_ptyd(tmp_path / "out" / "scan.ptyd")["indices"].tolist() == list(range(23))
+    ptyprep.run(recipe(tmp_path, output={"save": "link", "overwrite": True, "chunk_frames": 4}))
+    parts = sorted(p.name for p in (tmp_path / "out").glob("scan.ptyd.part*"))
+    assert parts == [f"scan.ptyd.part{i:03d}" for i in range(6)]
+    ptyprep.run(recipe(tmp_path, output={"save": "append", "overwrite": True}))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["scan.ptyd"]
 
 
 def test_failed_run_leaves_no_output(tmp_path, monkeypatch):

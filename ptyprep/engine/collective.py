@@ -21,13 +21,22 @@ import pickle
 
 import numpy as np
 
-from ..errors import OtherRankError, PtyprepError
+from ..errors import OtherRankError, PtyprepError, WriteFault
+
+#: Set on an exception raised on every rank alike by a helper of this module: each rank
+#: can then end by itself (rank 0 reports it), with no MPI_Abort (see ptyprep.cli).
+ON_EVERY_RANK = "ptyprep_on_every_rank"
+
+
+def _on_every_rank(exc):
+    setattr(exc, ON_EVERY_RANK, True)
+    return exc
 
 
 def _portable(exc, rank):
-    """What travels to the other ranks in place of ``exc``: itself (a picklable PtyprepError)
-    or an :class:`OtherRankError` with its description."""
-    if isinstance(exc, PtyprepError):
+    """What travels to the other ranks in place of ``exc``: itself (a picklable PtyprepError
+    or WriteFault) or an :class:`OtherRankError` with its description."""
+    if isinstance(exc, (PtyprepError, WriteFault)):
         try:
             pickle.loads(pickle.dumps(exc))
             return exc
@@ -45,8 +54,8 @@ def raise_first(comm, error):
     for rank, err in enumerate(errors):
         if err is not None:
             if rank == comm.rank:
-                raise error
-            raise err
+                raise _on_every_rank(error)
+            raise _on_every_rank(err)
 
 
 @contextlib.contextmanager
@@ -76,9 +85,9 @@ def on_root(comm, func, *args, **kwargs):
     portable = None if error is None else _portable(error, 0)
     portable, result = comm.bcast((portable, result), root=0)
     if error is not None:
-        raise error
+        raise _on_every_rank(error)
     if portable is not None:
-        raise portable
+        raise _on_every_rank(portable)
     return result
 
 
@@ -86,6 +95,12 @@ def after_all(comm, func, *args, **kwargs):
     """Collective: wait until every rank is here, then :func:`on_root`."""
     comm.barrier()
     return on_root(comm, func, *args, **kwargs)
+
+
+def exit_together(comm, code):
+    """Collective: every rank ends with exit status ``code`` once all are here (after an
+    error raised on all of them, each having cleaned up what it wrote)."""
+    comm.exit_together(code)
 
 
 def agree(comm, value):
@@ -129,7 +144,7 @@ def gather(comm, make):
     items = comm.allgather((None if error is None else _portable(error, comm.rank), record))
     for rank, (err, _) in enumerate(items):
         if err is not None:
-            raise error if rank == comm.rank else err
+            raise _on_every_rank(error if rank == comm.rank else err)
     records = [rec for _, rec in items]
     arrays = arrays(records) if callable(arrays) else arrays
     joined = [comm.gatherv(np.ascontiguousarray(a)) for a in arrays]

@@ -50,6 +50,9 @@ class SerialComm:
     def abort(self, code=1):
         sys.exit(code)
 
+    def exit_together(self, code):
+        sys.exit(code)
+
 
 class MPIComm:
     """Wrapper of an mpi4py communicator with the interface of :class:`SerialComm`."""
@@ -105,6 +108,18 @@ class MPIComm:
         sys.stdout.flush()
         sys.stderr.flush()
         self._comm.Abort(code)
+
+    def exit_together(self, code):
+        """Collective: end this process with exit status ``code`` once every rank is here
+        (each rank ends by itself, after an error raised on every rank alike: no abort)."""
+        from mpi4py import MPI
+
+        self._comm.Barrier()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        MPI.Finalize()      # before the exit: ``python -m mpi4py`` would abort on status != 0
+        os._exit(code)
 
 
 def _mpi_type(dtype):

@@ -27,10 +27,31 @@ calling :func:`register_format`.  docs/writing-a-format.md has a worked example.
 """
 
 import abc
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..errors import RecipeError
+from ..errors import OutputError, RecipeError
 from ..sources.plugins import Registry
+
+
+def check_output(path, overwrite):
+    """Raise OutputError if ``path`` cannot be written (before anything is touched)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"output {str(path)!r} exists; set output.overwrite = true "
+                          "(or --set output.overwrite=true) or choose another output.dfile")
+    if path.is_dir():
+        raise OutputError(f"output {str(path)!r} is a directory; output.dfile must name a file")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot create the output folder: {str(parent)!r} is a file; "
+                          "choose another output.dfile")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {str(parent)!r} is not writable; "
+                          "choose another output.dfile")
 
 
 class Format(abc.ABC):
@@ -71,6 +92,12 @@ class Format(abc.ABC):
     def section_defaults(cls):
         """``{key: default}`` of the section's keys (types ``--set`` values); default none."""
         return {}
+
+    def check_input(self):
+        """Raise a :class:`~ptyprep.errors.PtyprepError` for bad input this (lead) format
+        reads — raw files, their geometry and frame type — before :meth:`check` looks at
+        the output, so a wrong raw path is not reported as "output exists".  Opens and
+        closes the input; writes nothing.  Default: nothing to check."""
 
     @abc.abstractmethod
     def check(self):

@@ -9,6 +9,7 @@ written comes from the formats (:mod:`ptyprep.engine.formats`).
 import logging
 import time
 
+from ..errors import writing
 from .collective import everywhere
 from .comm import world
 from .formats import recipe_formats
@@ -76,11 +77,12 @@ def run(recipe, comm=None):
     """
     comm = comm or world()
     formats = recipe_formats(recipe)
+    lead = formats[0]
+    lead.check_input()
     for fmt in formats:
         fmt.check()
     t0 = time.perf_counter()
-    lead = formats[0]
-    with lead.open(comm) as job:
+    with writing(lead.dfile), lead.open(comm) as job:
         writers = []
         try:
             for fmt in formats:

@@ -64,6 +64,21 @@ def part_name(dfile, part, part_format=DEFAULT_PART_FORMAT):
     return name
 
 
+#: Added to the part names of a new output while the previous one, still in place, uses
+#: the plain names (``overwrite``): the two sets alternate, so the previous output stays
+#: whole until the new master replaces it.
+ALTERNATE_PART_SUFFIX = ".b"
+
+
+def alternate_part_format(part_format, previous_names, dfile):
+    """The part-name format of a new output of ``dfile`` whose previous version links
+    ``previous_names``: ``part_format`` unless its first name is taken, else the same with
+    :data:`ALTERNATE_PART_SUFFIX`."""
+    if part_name(dfile, 0, part_format) not in previous_names:
+        return part_format
+    return part_format + ALTERNATE_PART_SUFFIX
+
+
 def lock_name(dfile):
     """The lock file of output ``dfile``: ``<dfile>.lock``."""
     return Path(str(dfile) + ".lock")

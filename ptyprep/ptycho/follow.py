@@ -22,6 +22,7 @@ import logging
 import numpy as np
 
 from ..engine.follower import Follower, part_delay
+from ..engine.formats import check_output
 from ..engine.lock import recipe_key
 from ..errors import RecipeError, SourceError
 from ..layout import files as F
@@ -31,7 +32,7 @@ from ..sources.registry import open_source
 from .job import decide_center, prepared_parts, provenance
 from .plan import make_plan
 from .publish import publish_master, recover
-from .writer import PartWriter, cache_batch_frames, check_output, part_numbers
+from .writer import PartWriter, cache_batch_frames, part_numbers
 
 log = logging.getLogger(__name__)
 

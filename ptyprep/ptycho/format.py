@@ -9,7 +9,7 @@ and prepares each rank's share as :class:`~ptyprep.engine.stack.FrameStack` part
 too, so one recipe can prepare once and write several.
 """
 
-from ..engine.formats import Format
+from ..engine.formats import Format, check_output
 from ..layout import files as F
 from ..layout.filters import dataset_filters
 from ..sources.registry import open_source
@@ -31,6 +31,12 @@ class PtychoFormat(Format):
             source.close()
             raise
         return FramesJob(self.recipe, source, plan)
+
+    def check_input(self):
+        """The source opened and the plan made (every check of the raw data's metadata,
+        geometry and frame type), then closed again."""
+        with open_source(self.recipe) as source:
+            make_plan(self.recipe, source)
 
     def describe(self, formats=()):
         """``validate``'s lines: the plan, and the output of this format and ``formats``."""
@@ -67,8 +73,6 @@ class PtydFormat(PtychoFormat):
         return [self.dfile]
 
     def check(self):
-        from .writer import check_output
-
         output = self.recipe.output
         check_output(self.dfile, output.overwrite)
         dataset_filters(output.compression)

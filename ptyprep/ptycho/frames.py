@@ -37,6 +37,29 @@ def parse_orientation(orientation):
     return tuple(bool(t) for t in triple)
 
 
+def finite_pixels(frames):
+    """Float frames with their NaN and ±inf pixels set to 0, and where they were.
+
+    Parameters
+    ----------
+    frames : (M, H, W) ndarray
+
+    Returns
+    -------
+    frames : (M, H, W) ndarray
+        ``frames`` itself when every value is finite (always for integers), else a copy
+        with 0 in place of the non-finite values.
+    finite : (M, H, W) bool ndarray or None
+        False at the non-finite pixels; None when there are none.
+    """
+    if frames.dtype.kind != "f":
+        return frames, None
+    finite = np.isfinite(frames)
+    if finite.all():
+        return frames, None
+    return np.where(finite, frames, frames.dtype.type(0)), finite
+
+
 def correct(frames, dark=None, flat=None):
     """Subtract a dark frame and divide by a flat field.
 

@@ -71,7 +71,8 @@ def provenance(recipe, plan, source):
 def prepared_parts(source, plan, indices, meta, batch_frames, positions=None):
     """FrameStacks of ``indices`` in order, ``batch_frames`` at a time (one empty if none).
 
-    ``positions`` (M, 2) metres of ``indices``; default the plan's.
+    ``positions`` (M, 2) metres of ``indices``; default the plan's.  Non-finite pixel
+    values (NaN, ±inf) come out invalid; how many is logged (by every rank that met some).
     """
     positions = plan.positions[indices] if positions is None else positions
     if not len(indices):
@@ -79,11 +80,16 @@ def prepared_parts(source, plan, indices, meta, batch_frames, positions=None):
         yield FrameStack(indices, np.zeros((0,) + n, np.float32), np.zeros((0,) + n, bool),
                          positions, meta=meta)
         return
+    tally = {}
     for s in range(0, len(indices), batch_frames):
         part = indices[s:s + batch_frames]
         raw, roi, frames_valid = P.read_raw(source, plan, part)
-        data, valid = P.prepare(raw, plan, roi, frames_valid)
+        data, valid = P.prepare(raw, plan, roi, frames_valid, tally)
         yield FrameStack(part, data, valid, positions[s:s + batch_frames], meta=meta)
+    if tally.get("nonfinite"):
+        log.warning("frames %d-%d: %d non-finite pixel values (NaN, ±inf) in the raw data "
+                    "made invalid (weight 0)", int(indices[0]), int(indices[-1]),
+                    tally["nonfinite"], extra={"all_ranks": True})
 
 
 @dataclasses.dataclass(eq=False)

@@ -107,6 +107,7 @@ def make_plan(recipe, source, require_square=True):
     if len(raw_shape) != 2:
         raise SourceError(f"frames have shape {raw_shape} per frame; expected 2-D frames "
                           "(a 3-D (N, H, W) dataset)")
+    check_frame_dtype(meta.dtype, source)
     positions = np.asarray(source.read_positions(), dtype=np.float64)
     n_meta = meta.num_frames if meta.num_frames is not None else len(positions)
     if positions.ndim != 2 or positions.shape[1] != 2:
@@ -135,6 +136,10 @@ def make_plan(recipe, source, require_square=True):
     distance = _required(meta.distance_m, "detector distance", "distance_m = 5.0")
     psize = _required(meta.psize_m, "pixel size", "psize_m = 75e-6")
     psize = tuple(np.broadcast_to(np.asarray(psize, dtype=float), (2,)))
+    for what, values, example in (("energy", energy, "energy_keV = 8.0"),
+                                  ("detector distance", distance, "distance_m = 5.0"),
+                                  ("pixel size", psize, "psize_m = 75e-6")):
+        check_positive(values, what, example, source.where())
 
     center = _raw_center(prep.center, meta, raw_shape)
     if center is not None:
@@ -160,6 +165,35 @@ def make_plan(recipe, source, require_square=True):
         dark=dark, flat=flat, saturation=prep.saturation, threshold=prep.threshold,
         fftshift=prep.fftshift, label=recipe.output.label or (meta.label or ""),
         propagation=prep.propagation, source_extra=dict(meta.extra))
+
+
+#: Kinds of frame dtype that hold detector counts or intensities: integers (signed or
+#: unsigned, 8 to 64 bits: counting detectors, integrating ones in ADU) and floats (16 to
+#: 64 bits: corrected or converted frames; NaN and ±inf pixels come out invalid).
+ACCEPTED_FRAME_KINDS = {"u": "unsigned integer", "i": "signed integer", "f": "float"}
+
+
+def check_frame_dtype(dtype, source):
+    """Raise SourceError unless frames of ``dtype`` hold counts or intensities (see
+    :data:`ACCEPTED_FRAME_KINDS`): booleans, complex numbers, strings, records are not."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in ACCEPTED_FRAME_KINDS or dtype.itemsize > 8:
+        raise SourceError(f"frames of {source.where()} are of type {dtype} ({dtype.kind!r}), "
+                          "which is not detector counts or intensities; ptyprep takes "
+                          "integer (signed or unsigned) or float frames of up to 64 bits: "
+                          "name the frames dataset in the [source] table")
+
+
+def check_positive(values, what, example, where):
+    """Raise SourceError unless every value of ``values`` (read from the source ``where``
+    or given by the recipe) is finite and > 0."""
+    values = np.atleast_1d(np.asarray(values, dtype=float))
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        shown = values[0] if values.size == 1 else values.tolist()
+        unit = example.split("=")[0].strip().rpartition("_")[2]
+        raise SourceError(f"{what} {shown} {unit} (read for {where}, or set in the recipe) is "
+                          f"not finite and positive; set it in the [source] table (e.g. "
+                          f"{example})")
 
 
 def _required(value, what, example):

@@ -52,13 +52,21 @@ def _readable(source, index, roi):
         return False
 
 
-def correct_raw(raw, plan, roi, frames_valid=None):
+def correct_raw(raw, plan, roi, frames_valid=None, tally=None):
     """Corrections on raw pixels of ``roi``: unshift, dark/flat, threshold; and their validity.
+
+    Non-finite values of float frames (NaN, ±inf) become 0 and invalid.
 
     Returns
     -------
     frames : (M, h, w) ndarray, valid : (h, w) or (M, h, w) bool ndarray
     """
+    raw, finite = F.finite_pixels(raw)
+    if finite is not None:
+        if tally is not None:
+            tally["nonfinite"] = (tally.get("nonfinite", 0)
+                                  + finite.size - int(np.count_nonzero(finite)))
+        frames_valid = finite if frames_valid is None else frames_valid & finite
     if plan.fftshift:
         raw = np.fft.fftshift(raw, axes=(-2, -1))
         if frames_valid is not None:
@@ -78,7 +86,7 @@ def correct_raw(raw, plan, roi, frames_valid=None):
     return frames, valid
 
 
-def prepare(raw, plan, roi, frames_valid=None):
+def prepare(raw, plan, roi, frames_valid=None, tally=None):
     """Prepare a raw stack read from ``roi`` (see :func:`read_raw`).
 
     Parameters
@@ -88,6 +96,8 @@ def prepare(raw, plan, roi, frames_valid=None):
         With its centre decided.
     roi : (row0, row1, col0, col1) or None
     frames_valid : (M, h, w) bool ndarray or None
+    tally : dict, optional
+        ``tally["nonfinite"]`` grows by the number of NaN and ±inf values met.
 
     Returns
     -------
@@ -96,7 +106,7 @@ def prepare(raw, plan, roi, frames_valid=None):
     valid : (n, n) or (M, n, n) bool ndarray
         (n, n) when every frame shares the static mask.
     """
-    frames, valid = correct_raw(raw, plan, roi, frames_valid)
+    frames, valid = correct_raw(raw, plan, roi, frames_valid, tally)
     window = plan.window
     if plan.fftshift and roi is not None:
         frames, valid = _crop_from_full(frames, valid, window)

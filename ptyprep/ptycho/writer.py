@@ -13,6 +13,7 @@ and renames it at the end, so a failed run leaves nothing a reader would take
 for a complete file.  Part files are written as ``<part>.tmp`` and renamed.
 """
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -20,9 +21,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..engine.collective import after_all, gather, on_root
+from ..engine.collective import after_all, everywhere, gather, on_root
 from ..engine.formats import Writer
-from ..errors import OutputError
+from ..errors import writing
 from ..fast import chunkwrite as cw
 from ..layout import files as F
 from ..layout import ptyd as L
@@ -46,25 +47,6 @@ def cache_batch_frames(plan):
     :data:`CACHE_BATCH_BYTES`; at least 1."""
     h, w = plan.raw_shape if plan.fftshift else plan.shape
     return max(1, CACHE_BATCH_BYTES // max(1, 4 * h * w))
-
-
-def check_output(path, overwrite):
-    """Raise OutputError if ``path`` cannot be written (before anything is touched)."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputError(f"output {str(path)!r} exists; set output.overwrite = true "
-                          "(or --set output.overwrite=true) or choose another output.dfile")
-    if path.is_dir():
-        raise OutputError(f"output {str(path)!r} is a directory; output.dfile must name a file")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot create the output folder: {str(parent)!r} is a file; "
-                          "choose another output.dfile")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory {str(parent)!r} is not writable; "
-                          "choose another output.dfile")
 
 
 def part_numbers(counts_per_chunk, first_part=0):
@@ -107,7 +89,8 @@ class PtydWriter(Writer):
     comm : communicator
     compression : str
     overwrite : bool
-        Remove an existing output (and the parts it links) first.
+        Replace an existing output (and the parts it links) once the new one is complete:
+        until then the previous output stays as it was.
     part_format : str
     batch_frames : int, optional
         Prepare shares in batches of this many frames (streamed as encoded).
@@ -131,12 +114,13 @@ class PtydWriter(Writer):
         self._repeated = cw.RepeatedChunks()    # a static mask's weights: encoded once
         self._h5 = None
         self._chunks_group = self._chunks_of = None
-        on_root(comm, self._open)
+        self._previous_parts = []
+        self.part_format = on_root(comm, self._open)
 
     def _open(self):
-        """Rank 0: the previous output removed (overwrite), the hidden master created."""
-        if self.overwrite:
-            remove_previous(self.path, self.part_format)
+        """Rank 0: the hidden master created; returns the part-name format of this output
+        (see :func:`~ptyprep.layout.files.alternate_part_format`)."""
+        self._previous_parts = linked_part_names(self.path) if self.overwrite else []
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.tmp.exists():
             self.tmp.unlink()
@@ -144,6 +128,7 @@ class PtydWriter(Writer):
         write_meta(self._h5, self.meta)
         dict_group(self._h5, L.CHUNKS)
         self._h5.flush()
+        return F.alternate_part_format(self.part_format, self._previous_parts, self.path)
 
     @property
     def _chunks(self):
@@ -195,7 +180,15 @@ class PtydWriter(Writer):
         write_info(self._h5, info)
         self._h5.close()
         self._h5 = None
-        os.replace(self.tmp, self.path)
+        os.replace(self.tmp, self.path)            # the commit: the new output replaces the old
+        ours = {p.name for p in self.parts_written} | set(self._linked_here())
+        for name in self._previous_parts:
+            if name not in ours:
+                (self.path.parent / name).unlink(missing_ok=True)
+
+    def _linked_here(self):
+        """Names of the part files this output links (rank 0; link mode)."""
+        return [F.part_name(self.path, k, self.part_format) for k in range(self.next_part)]
 
     def abandon(self):
         """Remove what this rank wrote (after a failure)."""
@@ -280,14 +273,18 @@ class LinkWriter(PtydWriter):
         numbers = part_numbers([counts], self.next_part)[0]
         self.next_part += int((numbers >= 0).sum())
         mine = numbers[self.comm.rank]
-        if mine >= 0:
-            target = self.path.parent / F.part_name(self.path, mine, self.part_format)
-            self.parts_written.append(self.parts.write(target, parts, counts[self.comm.rank]))
-        if self.comm.rank == 0:
-            for part in numbers[numbers >= 0]:
-                self._chunks[L.chunk_name(part)] = h5py.ExternalLink(
-                    F.part_name(self.path, part, self.part_format), "/")
-            self._h5.flush()
+        # every rank learns of a failure on any (a damaged frame, a full disk) at the end of
+        # the chunk, so all abandon what they wrote before the job ends
+        with everywhere(self.comm), writing(self.path):
+            if mine >= 0:
+                target = self.path.parent / F.part_name(self.path, mine, self.part_format)
+                self.parts_written.append(self.parts.write(target, parts,
+                                                           counts[self.comm.rank]))
+            if self.comm.rank == 0:
+                for part in numbers[numbers >= 0]:
+                    self._chunks[L.chunk_name(part)] = h5py.ExternalLink(
+                        F.part_name(self.path, part, self.part_format), "/")
+                self._h5.flush()
 
 
 class PartWriter:
@@ -324,17 +321,18 @@ class PartWriter:
             share = encode_share(parts, self.codec,
                                  lambda nbytes: cw.frames_per_chunk(nbytes, int(n_frames)),
                                  self.repeated, stream)
+            if stream is not None and stream.started:      # frames already written
+                with stream.group:
+                    stream.finish(share.positions, share.indices)
+            else:
+                with h5py.File(tmp, "w") as part:
+                    write_chunk_arrays(part, *share.arrays(), self.filters)
         except BaseException:
             if stream is not None and stream.started:
-                stream.group.close()                   # the part file being written
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(Exception):   # e.g. a full disk refuses the flush
+                    stream.group.close()               # the part file being written
+            tmp.unlink(missing_ok=True)
             raise
-        if stream is not None and stream.started:      # frames already written
-            with stream.group:
-                stream.finish(share.positions, share.indices)
-        else:
-            with h5py.File(tmp, "w") as part:
-                write_chunk_arrays(part, *share.arrays(), self.filters)
         if self.before_rename is not None:
             self.before_rename()
         os.replace(tmp, target)
@@ -345,19 +343,27 @@ class PartWriter:
 WRITERS = {w.save: w for w in (AppendWriter, LinkWriter, MergeWriter)}
 
 
-def remove_previous(path, part_format=F.DEFAULT_PART_FORMAT):
-    """Delete an existing master and the part files its links point to (overwrite)."""
+def linked_part_names(path):
+    """Bare names of the part files (beside it) that master ``path`` links; [] when there is
+    no master or it cannot be read."""
     path = Path(path)
     if not path.exists():
-        return
+        return []
     try:
         with h5py.File(path, "r") as h5:
             chunks = h5.get(L.CHUNKS, {})
             targets = [chunks.get(k, getlink=True) for k in chunks]
             names = [t.filename for t in targets if isinstance(t, h5py.ExternalLink)]
     except OSError:
-        names = []
-    for name in names:
-        if Path(name).name == name:
-            (path.parent / name).unlink(missing_ok=True)
+        return []
+    return [name for name in names if Path(name).name == name]
+
+
+def remove_previous(path, part_format=F.DEFAULT_PART_FORMAT):
+    """Delete an existing master and the part files its links point to."""
+    path = Path(path)
+    if not path.exists():
+        return
+    for name in linked_part_names(path):
+        (path.parent / name).unlink(missing_ok=True)
     path.unlink()

@@ -13,8 +13,8 @@ import logging
 import os
 
 from ..engine.collective import after_all, on_root
-from ..engine.formats import Format, Job, Writer
-from ..errors import OutputError, RecipeError
+from ..engine.formats import Format, Job, Writer, check_output
+from ..errors import RecipeError, SourceError
 from ..layout import files as F
 from .recipe import (SaxsSection, make_detectors, parse_saxs_section, raw_files, recipe_qgrid,
                      uses_lix)
@@ -46,12 +46,21 @@ class ProcdataFormat(Format):
     def outputs(self):
         return [self.dfile]
 
+    def check_input(self):
+        """The raw files exist and the detectors' geometry and masks load."""
+        if self.saxs is None:
+            raise RecipeError("output.format = 'procdata' needs a [saxs] section")
+        if uses_lix(self.recipe):
+            for path in raw_files(self.recipe):
+                if not os.path.isfile(path):
+                    raise SourceError(f"raw file {path!r} does not exist; check [source] path "
+                                      "(relative paths start at the recipe's folder)")
+        make_detectors(self.recipe)
+
     def check(self):
         if self.saxs is None:
             raise RecipeError("output.format = 'procdata' needs a [saxs] section")
-        if self.dfile.exists() and not self.recipe.output.overwrite:
-            raise OutputError(f"output {str(self.dfile)!r} exists; set [output] overwrite = true "
-                              "or choose another output.dfile")
+        check_output(self.dfile, self.recipe.output.overwrite)
 
     def open(self, comm):
         """The temporary output with the raw data imported, and the frames to integrate."""

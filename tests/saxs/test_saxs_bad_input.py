@@ -5,6 +5,8 @@ import json
 import logging
 import re
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -167,3 +169,41 @@ def test_unknown_data_or_sub_key(run, attrs, match):
 def test_tomography_without_angle_axis(run):
     line = run(HDF5.format(motors='["ss_y", "ss_x"]', shape=f"[4, {F.N_TRANS}]", out="{out}"))
     assert "slow axis 'ss_y', not a rotation angle" in line
+
+
+def test_an_output_folder_without_permission_is_one_line(as_user, open_folder):
+    F.make_scans(open_folder)
+    locked = open_folder / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    (open_folder / "r.toml").write_text(lix().replace("{out}", str(locked / "an.h5")))
+    for path in open_folder.iterdir():
+        if path.is_file():
+            path.chmod(0o644)
+    for command in ("validate", "run"):
+        done = as_user([sys.executable, "-m", "ptyprep", "-q", command, "r.toml"],
+                       cwd=open_folder)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"ptyprep: error: output directory {str(locked)!r} is not writable; choose "
+            "another output.dfile"]
+    assert list(locked.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_exit_1_and_keeps_the_previous_file(small_disk, tmp_path):
+    F.make_scans(tmp_path)
+    previous = small_disk / "an.h5"
+    previous.write_bytes(b"the previous output")
+    text = lix(nphi=180, qgrid="[[0.02, 0.12, 0.0001]]",
+               detectors='{dataset = "pil1M_image", poni = "saxs.poni"}')
+    text = text.replace("{out}", str(previous)).replace("chunk_frames = 8",
+                                                        "chunk_frames = 8\noverwrite = true")
+    (tmp_path / "r.toml").write_text(text)
+    done = subprocess.run([sys.executable, "-m", "ptyprep", "-q", "run", "r.toml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ptyprep: error: cannot write "), lines
+    assert "No space left on device" in lines[0]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["an.h5"]
+    assert previous.read_bytes() == b"the previous output"
