@@ -238,3 +238,41 @@ chunk_frames = 5
     assert len(lines) == 1 and lines[0].startswith("ptyprep: error: cannot read frame 13 of ")
     assert f"{str(raw)!r} dataset '/entry/data/data'" in lines[0]
     assert not list((tmp_path / "out").iterdir())  # the master's temporary file was removed
+
+
+PADDED = """\
+[source]
+name = "simulate"
+num_frames = 6
+frame_shape = [128, 128]
+beam_center = [64, 64]
+pattern_size = 64
+[prep]
+shape = {shape}
+center = "geometric"
+rebin = 2
+[output]
+dfile = "out/pad.ptyd"
+"""
+
+
+@pytest.mark.parametrize("shape", [100, 200])
+def test_validate_predicts_the_valid_fraction_and_warns_of_padding(capsys, tmp_path, shape):
+    recipe = write_recipe(tmp_path, PADDED.format(shape=shape))
+    code, out, _ = run_main(capsys, "validate", recipe)
+    assert code == 0
+    predicted = float(out.split("% of the prepared frame")[0].rsplit(" ", 1)[1])
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    code, _, err = run_main(capsys, "run", recipe)
+    assert code == 0
+    import ptyprep
+
+    weights = ptyprep.read_ptyd(tmp_path / "out" / "pad.ptyd")["weights"]
+    assert predicted == pytest.approx(100 * weights.mean(), abs=0.005)
+    if shape == 200:     # 200² around (63.5, 63.5) on a 128² frame: 1 - 128²/200² padding
+        assert warnings == ["warning: the crop rows -36:164, columns -36:164 reach beyond the "
+                            "raw frame (128, 128): 59.0% of each prepared frame is padding "
+                            "(zero, invalid); reduce prep.shape or move prep.center"]
+        assert "reach beyond the raw frame (128, 128): 59.0%" in err
+    else:
+        assert warnings == [] and "reach beyond" not in err

@@ -9,12 +9,35 @@ and prepares each rank's share as :class:`~ptyprep.engine.stack.FrameStack` part
 too, so one recipe can prepare once and write several.
 """
 
+import logging
+
 from ..engine.formats import Format, check_output
 from ..layout import files as F
 from ..layout.filters import dataset_filters
 from ..sources.registry import open_source
 from .job import FramesJob, decide_center
 from .plan import make_plan
+from .prepare import output_valid, padding_fraction
+
+log = logging.getLogger(__name__)
+
+
+def crop_warnings(plan):
+    """``warning: ...`` lines when the crop window reaches beyond the raw frame."""
+    pad = padding_fraction(plan)
+    if not pad:
+        return []
+    r0, r1, c0, c1 = plan.window
+    return [f"warning: the crop rows {r0}:{r1}, columns {c0}:{c1} reach beyond the raw frame "
+            f"{plan.raw_shape}: {pad * 100:.1f}% of each prepared frame is padding (zero, "
+            "invalid); reduce prep.shape or move prep.center"]
+
+
+def _valid_of_output(plan):
+    valid = output_valid(plan)
+    if valid is None:
+        return "of the prepared frame: known once the centre is found"
+    return f"{valid.mean() * 100:.2f}% of the prepared frame (after crop, mask, rebin)"
 
 
 class PtychoFormat(Format):
@@ -30,6 +53,8 @@ class PtychoFormat(Format):
         except BaseException:
             source.close()
             raise
+        for line in crop_warnings(plan):
+            log.warning("%s", line.removeprefix("warning: "))
         return FramesJob(self.recipe, source, plan)
 
     def check_input(self):
@@ -55,8 +80,10 @@ class PtychoFormat(Format):
             f"  prepared      shape {meta['shape'].tolist()}, centre {meta['center'].tolist()}, "
             f"pixel {meta['psize'].tolist()} m",
             f"  geometry      {plan.energy_keV:g} keV, distance {plan.distance_m:g} m",
-            f"  valid pixels  {plan.valid.mean() * 100:.2f}% of the raw frame (static mask)",
+            f"  valid pixels  {plan.valid.mean() * 100:.2f}% of the raw frame (static mask); "
+            f"{_valid_of_output(plan)}",
             *[line for fmt in (formats or [self]) for line in fmt.describe_output(plan)],
+            *crop_warnings(plan),
         ]
 
     def describe_output(self, plan):

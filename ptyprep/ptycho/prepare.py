@@ -123,6 +123,36 @@ def prepare(raw, plan, roi, frames_valid=None, tally=None):
     return frames, np.ascontiguousarray(valid)
 
 
+def output_valid(plan):
+    """The prepared frame's static valid mask: the plan's mask (source mask, flat field)
+    through crop/pad, orientation and rebin, as every frame without its own invalid
+    pixels comes out.
+
+    Returns
+    -------
+    (n, n) bool ndarray, or None while the centre is not decided (``center = "auto"``).
+    """
+    if plan.center is None:
+        return None
+    roi = (0, plan.raw_shape[0], 0, plan.raw_shape[1]) if plan.fftshift else plan.roi
+    h, w = (0, 0) if roi is None else (roi[1] - roi[0], roi[3] - roi[2])
+    _, valid = prepare(np.zeros((1, h, w), np.float32), plan, roi)
+    return valid.reshape(valid.shape[-2:])
+
+
+def padding_fraction(plan):
+    """Fraction of the crop window outside the raw frame (0 when the crop fits), or None
+    while the centre is not decided."""
+    if plan.center is None:
+        return None
+    r0, r1, c0, c1 = plan.window
+    inside = F.clip_window(plan.window, plan.raw_shape)
+    if inside is None:
+        return 1.0
+    area = (inside[1] - inside[0]) * (inside[3] - inside[2])
+    return 1.0 - area / float((r1 - r0) * (c1 - c0))
+
+
 def _crop_from_full(frames, valid, window):
     r = F.clip_window(window, frames.shape[-2:])
     if r is None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import RecipeError
+from ..layout.procdata import MONITOR_ATTRS
 from .qgrid import check_nphi
 
 DETECTOR_KEYS = ("dataset", "poni", "valid", "scale", "name", "polarization_factor",
@@ -208,7 +209,30 @@ def parse_saxs_section(table):
             if not isinstance(t[key], str):
                 raise RecipeError(f"saxs.{key} must be a string, got {t[key]!r}")
             values[key] = t.pop(key)
+    _check_products(values)
     return SaxsSection(**values)
+
+
+#: Per-frame attributes every import makes (beam monitors) or derives (absorption).
+BUILT_IN_ATTRS = MONITOR_ATTRS + ("absorption",)
+
+
+def _check_products(values):
+    """Every map is of an attribute some step makes; every tomogram of a map."""
+    made = list(BUILT_IN_ATTRS)
+    for attr in values.get("attrs", ()):
+        made += [attr["name"]] if isinstance(attr["name"], str) else list(attr["name"])
+    for name in values.get("maps", ()):
+        if name not in made:
+            raise RecipeError(f"saxs.maps names {name!r}, which no step makes; the attributes "
+                              f"are {', '.join(made)}: add an entry to saxs.attrs named "
+                              f"{name!r}, or remove it from saxs.maps")
+    maps = list(values.get("maps", ()))
+    for name in values.get("tomo", ()):
+        if name not in maps:
+            raise RecipeError(f"saxs.tomo names {name!r}, which is not in saxs.maps "
+                              f"({', '.join(maps) or 'none'}): a tomogram is made from the "
+                              "maps; add it to saxs.maps")
 
 
 # -- what a recipe with a [saxs] table reads ------------------------------------------------------

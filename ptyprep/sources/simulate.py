@@ -62,6 +62,12 @@ class SimulatedSource(ScanSource):
         if self.n > min(self.frame_shape):
             raise RecipeError(f"source.pattern_size {self.n} exceeds the frame {self.frame_shape}")
         self.beam_center = tuple(float(c) for c in beam_center)
+        r0, c0 = (int(np.round(c)) - self.n // 2 for c in self.beam_center)
+        if r0 < 0 or c0 < 0 or r0 + self.n > self.frame_shape[0] or c0 + self.n > self.frame_shape[1]:
+            raise RecipeError(f"the simulated pattern ({self.n}² around source.beam_center "
+                              f"{list(self.beam_center)}) does not fit the frame "
+                              f"{list(self.frame_shape)}; set source.beam_center inside it "
+                              "(at least pattern_size / 2 from every edge)")
         self.energy_keV, self.distance_m, self.psize_m = energy_keV, distance_m, psize_m
         self.step_px, self.photons = float(step_px), float(photons)
         self.gap_cols, self.hot_value = tuple(gap_cols), int(hot_value)

@@ -151,7 +151,8 @@ def test_qgrid_not_increasing_or_uncovered(run, qgrid, match):
 
 
 def test_attribute_function_raising_names_frames(run):
-    line = run(lix(attrs='{name = "hop", func = "hop", kwargs = {xrang = [0.03, 0.1]}}'))
+    line = run(lix(attrs='{name = "hop", func = "hop", kwargs = {xrang = [0.03, 0.1]}}',
+                   maps='["transmission", "hop"]'))
     assert "attribute function hop failed on sample 'spec_A' frames 0..7" in line
 
 
@@ -163,7 +164,7 @@ def test_attribute_function_raising_names_frames(run):
     ('{name = "x", func = "iq_mean", data_key = "Iq", sub_key = "subtracted", '
      'kwargs = {qrange = [0.03, 0.1]}}', "sub key 'subtracted' of data key 'Iq' does not exist")])
 def test_unknown_data_or_sub_key(run, attrs, match):
-    assert match in run(lix(attrs=attrs))
+    assert match in run(lix(attrs=attrs, maps='["transmission", "x"]'))
 
 
 def test_tomography_without_angle_axis(run):
@@ -207,3 +208,22 @@ def test_a_full_disk_is_one_line_exit_1_and_keeps_the_previous_file(small_disk, 
     assert "No space left on device" in lines[0]
     assert sorted(p.name for p in small_disk.iterdir()) == ["an.h5"]
     assert previous.read_bytes() == b"the previous output"
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(maps='["transmission", "int_foo"]'),
+     "saxs.maps names 'int_foo', which no step makes; the attributes are incident, "
+     "transmitted, transmission, absorption, int_saxs"),
+    (dict(tomo='["absorption"]'),
+     "saxs.tomo names 'absorption', which is not in saxs.maps (transmission, int_saxs)"),
+])
+def test_maps_and_tomograms_of_what_no_step_makes_are_refused_before_running(folder, capsys,
+                                                                             kw, match):
+    recipe = folder / "never.toml"
+    recipe.write_text(lix(**kw).replace("{out}", "never.h5"))
+    for command in ("validate", "run"):
+        with pytest.raises(SystemExit) as exc:
+            main(["-q", command, str(recipe)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1 and match in err[0], err
+    assert not (folder / "never.h5").exists()

@@ -48,8 +48,8 @@ def write_recipe(folder, dfile, extra=""):
 
 def test_parse_saxs_section():
     sec = parse_saxs_section({"detectors": [{"dataset": "a", "poni": "a.poni"}],
-                              "qgrid": [[0.01, 0.1, 0.01]], "maps": "int_saxs"})
-    assert sec.nphi == 60 and sec.maps == ("int_saxs",)
+                              "qgrid": [[0.01, 0.1, 0.01]], "maps": "absorption"})
+    assert sec.nphi == 60 and sec.maps == ("absorption",)
     assert sec.to_dict()["qgrid"] == [[0.01, 0.1, 0.01]]
     with pytest.raises(RecipeError, match="valid keys: detectors, qgrid"):
         parse_saxs_section({"detectors": [], "qgrid": [], "nphii": 3})
@@ -78,9 +78,15 @@ def test_run_procdata_and_overwrite(raw):
     assert out.stat().st_mtime_ns == stamp
 
 
-def test_failed_run_leaves_no_file(raw):
-    recipe = load_recipe(write_recipe(raw, "fail_an.h5", "tomo_center = 0.5\n")
-                         , overrides={"saxs.maps": '["nonexistent"]'})
+def test_failed_run_leaves_no_file(raw, monkeypatch):
+    # a step after the integration fails (the maps): the temporary file goes too
+    from ptyprep.saxs import products
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("maps failed (nonexistent)")
+
+    monkeypatch.setattr(products, "build_maps", failing)
+    recipe = load_recipe(write_recipe(raw, "fail_an.h5", "tomo_center = 0.5\n"))
     with pytest.raises(Exception, match="nonexistent"):
         run_procdata(recipe)
     assert not (raw / "fail_an.h5").exists() and not partial_name(raw / "fail_an.h5").exists()
