@@ -102,6 +102,9 @@ def build_parser():
     p = add_parser("plot", help="picture of a result (frames, positions, maps, tomograms)")
     p.add_argument("file")
     p.add_argument("--out", metavar="PNG", help="output picture (default: FILE.png)")
+    p.add_argument("--dataset", metavar="PATH", default=None,
+                   help="raw files: HDF5 path of the frames to draw (default: the 3-D "
+                        "dataset holding the most data)")
     add_parser("sources", help="list registered sources and their options")
     add_parser("formats", help="list registered output formats ([output] format)")
     p = add_parser("demo", help="simulate a scan, prepare it, show the result",
@@ -211,7 +214,7 @@ def _cmd_inspect(args, comm):
 def _cmd_plot(args, comm):
     from .plot import plot_file
 
-    for path in plot_file(args.file, args.out):
+    for path in plot_file(args.file, args.out, dataset=args.dataset):
         print(f"wrote {path}")
 
 

@@ -9,8 +9,13 @@ from .errors import SourceError
 from .layout.ptyd import is_ptyd
 
 
-def plot_file(path, out=None):
-    """Draw the picture that suits the file; return the written PNG paths."""
+def plot_file(path, out=None, dataset=None):
+    """Draw the picture that suits the file; return the written PNG paths.
+
+    ``dataset`` (raw files): the HDF5 path of the frames to draw; default the frames
+    found by :func:`frames_dataset`.  A file that is not HDF5, or is damaged, raises
+    :class:`~ptyprep.errors.SourceError` naming it.
+    """
     import h5py
 
     path = Path(path)
@@ -18,34 +23,50 @@ def plot_file(path, out=None):
         raise SourceError(f"no file at {str(path)!r}")
     from .saxs.inspect import is_procdata
 
-    with h5py.File(path, "r") as h5:
-        kind = "ptyd" if is_ptyd(h5) else (
-            "procdata" if is_procdata(h5) else "raw")
+    try:
+        with h5py.File(path, "r") as h5:
+            kind = "ptyd" if is_ptyd(h5) else (
+                "procdata" if is_procdata(h5) else "raw")
+    except OSError as exc:
+        raise SourceError(f"{str(path)!r} is not an HDF5 file, or is damaged ({exc})") from exc
     default = path.with_suffix(path.suffix + ".png")
-    if kind == "ptyd":
-        return [plot_ptyd(path, out or default)]
-    if kind == "procdata":
-        from .saxs.plot import plot_procdata
+    try:
+        if kind == "ptyd":
+            return [plot_ptyd(path, out or default)]
+        if kind == "procdata":
+            from .saxs.plot import plot_procdata
 
-        return plot_procdata(path, out or path.with_suffix(".png"))
-    return [plot_raw(path, out or default)]
+            return plot_procdata(path, out or path.with_suffix(".png"))
+        return [plot_raw(path, out or default, dataset=dataset)]
+    except (OSError, KeyError) as exc:
+        if isinstance(exc, SourceError):
+            raise
+        raise SourceError(f"cannot read {str(path)!r} ({type(exc).__name__}: {exc}); the file "
+                          "is damaged or truncated: check it (h5ls -r), or copy it again") from exc
 
 
-def largest_image_dataset(h5):
-    """Path of the largest 2-D or 3-D numeric dataset of an open HDF5 file (the frames), or None."""
+def frames_dataset(h5):
+    """Path of the frames of an open HDF5 file, or None: of the numeric datasets of 2-D
+    images (each side > 1), the 3-D ones (a stack of frames) first, then the most data
+    — so a mask of the frame's shape beside the frames is not taken for them."""
     found = []
 
     def visit(name, node):
         if hasattr(node, "shape") and node.ndim in (2, 3) and node.dtype.kind in "iuf" \
                 and min(node.shape[-2:]) > 1:
-            found.append((int(np.prod(node.shape[-2:])), name))
+            found.append((node.ndim == 3, int(np.prod(node.shape, dtype=np.int64)), name))
 
     h5.visititems(visit)
-    return "/" + max(found)[1] if found else None
+    return "/" + max(found)[2] if found else None
 
 
-def plot_raw(path, out, max_frames=16):
+def plot_raw(path, out, max_frames=16, dataset=None):
     """Mean of the first frames of a raw file's image dataset (log scale), with a histogram.
+
+    Parameters
+    ----------
+    dataset : str, optional
+        HDF5 path of the frames; default :func:`frames_dataset`.
 
     Returns
     -------
@@ -59,10 +80,13 @@ def plot_raw(path, out, max_frames=16):
     import matplotlib.pyplot as plt
 
     with h5py.File(path, "r") as h5:
-        name = largest_image_dataset(h5)
+        name = dataset or frames_dataset(h5)
         if name is None:
             raise SourceError(f"{str(path)!r} holds no 2-D or 3-D image dataset to draw")
-        dset = h5[name]
+        dset = h5.get(name)
+        if not isinstance(dset, h5py.Dataset) or dset.ndim not in (2, 3):
+            raise SourceError(f"{str(path)!r} has no 2-D or 3-D dataset {name!r}; give "
+                              "--dataset the HDF5 path of the frames (see ptyprep inspect)")
         shape, dtype = dset.shape, dset.dtype
         frames = dset[()] if dset.ndim == 2 else dset[:max_frames]
     frames = np.asarray(frames, dtype=np.float64).reshape((-1,) + frames.shape[-2:])

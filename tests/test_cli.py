@@ -276,3 +276,52 @@ def test_validate_predicts_the_valid_fraction_and_warns_of_padding(capsys, tmp_p
         assert "reach beyond the raw frame (128, 128): 59.0%" in err
     else:
         assert warnings == [] and "reach beyond" not in err
+
+
+def test_plot_takes_the_frames_not_a_mask_of_their_shape(capsys, tmp_path):
+    from ptyprep.plot import frames_dataset
+
+    path = tmp_path / "raw.h5"
+    with h5py.File(path, "w") as h5:
+        h5["entry/data/data"] = np.ones((3, 32, 32), np.uint16)
+        h5["entry/zz_mask"] = np.ones((32, 32), np.uint8)     # sorts after the frames
+        h5["entry/big_image"] = np.ones((40, 40), np.float32)  # larger, but one image
+        assert frames_dataset(h5) == "/entry/data/data"
+    code, out, _ = run_main(capsys, "plot", path, "--dataset", "/entry/zz_mask", "--out",
+                            tmp_path / "m.png")
+    assert code == 0 and (tmp_path / "m.png").stat().st_size > 1000
+    code, _, err = run_main(capsys, "plot", path, "--dataset", "/entry/nothing")
+    assert code == 2 and err.strip() == (
+        f"ptyprep: error: {str(path)!r} has no 2-D or 3-D dataset '/entry/nothing'; give "
+        "--dataset the HDF5 path of the frames (see ptyprep inspect)")
+
+
+@pytest.mark.parametrize("command", ["inspect", "plot"])
+def test_inspect_and_plot_of_a_damaged_or_foreign_file_is_one_line(tmp_path, command):
+    good = tmp_path / "good.h5"
+    corrupt_scan(good, bad=None)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes()[:4000])
+    foreign = tmp_path / "notes.h5"
+    foreign.write_text("not HDF5\n")
+    damaged = corrupt_scan(tmp_path / "damaged.h5", bad=0)
+    cases = [truncated, foreign] + ([damaged] if command == "plot" else [])
+    for path in cases:
+        done = subprocess.run([sys.executable, "-m", "ptyprep", command, str(path)],
+                              capture_output=True, text=True, timeout=120)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, done.stderr
+        assert len(lines) == 1 and lines[0].startswith("ptyprep: error: "), lines
+        assert repr(str(path)) in lines[0] or repr(path.name) in lines[0]
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_inspect_json_into_a_closed_pipe_is_quiet(tmp_path):
+    path = tmp_path / "many.h5"
+    with h5py.File(path, "w") as h5:      # a summary far larger than a pipe's buffer
+        for k in range(3000):
+            h5[f"group_{k:04d}/values"] = np.arange(3)
+    done = subprocess.run(f"{sys.executable} -m ptyprep inspect --json {path} | head -c 10",
+                          shell=True, capture_output=True, text=True, timeout=120)
+    assert len(done.stdout) == 10 and done.stdout.startswith("{")
+    assert done.stderr == ""
