@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -187,6 +188,9 @@ def _cmd_watch(args, comm):
     if comm.rank == 0:
         state = "complete" if result["complete"] else "stopped"
         print(f"{state}: {result['path']} ({result['frames']} frames)", flush=True)
+    if not result["complete"]:        # stopped before the scan ended: run again to resume
+        return 128 + (result["signal"] or signal.SIGTERM)
+    return 0
 
 
 def _cmd_validate(args, comm):
@@ -261,7 +265,7 @@ def main(argv=None):
     hooks = sys.excepthook, sys.unraisablehook
     sys.excepthook, sys.unraisablehook = _log_ignored, _log_unraisable
     try:
-        COMMANDS[args.command](args, comm)
+        code = COMMANDS[args.command](args, comm) or 0
         sys.stdout.flush()       # inside the try: a closed pipe is reported here, not at exit
     except BrokenPipeError:
         # the reader of our output went away (``ptyprep inspect --json F | head``): stop quietly
@@ -274,7 +278,11 @@ def main(argv=None):
         _fail(comm, code, f"ptyprep: error: {text}", exc, args.debug)
     finally:
         sys.excepthook, sys.unraisablehook = hooks
-    return 0
+    if code and comm.size > 1:
+        from .engine.collective import exit_together
+
+        exit_together(comm, code)     # every rank, no abort (``python -m mpi4py``)
+    return code
 
 
 def _log_unraisable(unraisable):

@@ -229,9 +229,11 @@ def test_sigterm_stops_cleanly_and_restart_continues(tmp_path):
     d = daemon(recipe, part_delay=0.2)
     wait_for(master.exists)
     d.send_signal(signal.SIGTERM)
-    out, err = finish(d)
+    out, err = d.communicate(timeout=60)
+    assert d.returncode == 128 + signal.SIGTERM, err     # not 0: the scan is not complete
     assert "stopped" in out and "stopping after the current chunk" in err
     assert no_tmp_left(tmp_path / "out")
+    assert not (tmp_path / "out" / "scan.ptyd.lock").exists()
     status = json.loads((tmp_path / "out" / "scan.ptyd.status.json").read_text())
     assert status["state"] == "stopped"
     stopped_at = len(ptyprep.read_ptyd(master)["indices"])
@@ -433,5 +435,18 @@ def test_ptyprep_watch_command(tmp_path, cli):
     assert result.returncode == 0, result.stderr
     scan = ptyprep.read_ptyd(tmp_path / "out" / "scan.ptyd")
     assert scan["indices"].tolist() == list(range(12)) and scan["info"]["complete"] == 1
+    assert not (tmp_path / "out" / "scan.ptyd.lock").exists()
     again = cli("watch", recipe)  # complete: refused like `run` over an existing output
     assert again.returncode == 2 and "already holds the complete scan" in again.stderr
+    assert not (tmp_path / "out" / "scan.ptyd.lock").exists()    # no stale lock file
+    appended = cli("watch", recipe, "--set", "output.save='append'", "--set",
+                   "output.dfile='out/appended.ptyd'")
+    assert appended.returncode == 0, appended.stderr
+    said = [line for line in appended.stderr.splitlines() if "publishes in link mode" in line]
+    assert len(said) == 1 and "output.save = 'append'" in said[0]
+    merged = cli("watch", recipe, "--set", "output.save='merge'", "--set",
+                 "output.dfile='out/merged.ptyd'")
+    assert merged.returncode == 2
+    assert merged.stderr.strip().splitlines() == [
+        "ptyprep: error: ptyprep watch publishes each chunk as a part file (save = 'link'); "
+        "output.save = 'merge' cannot be followed: set output.save = 'link'"]

@@ -69,7 +69,8 @@ def watch(recipe, comm=None, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_
     -------
     dict
         ``path``, ``frames`` published, ``complete`` (False after a stop request),
-        ``end_reason`` and ``seconds``.
+        ``end_reason``, ``signal`` (the number of the signal that stopped it, or None)
+        and ``seconds``.
 
     Raises
     ------
@@ -95,7 +96,7 @@ def watch(recipe, comm=None, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_
             with _stop_on_signals(loop.stop):
                 return loop.run()
     finally:
-        lock.release(remove=bool(loop and loop.result and loop.result["complete"]))
+        lock.release(remove=True)
 
 
 @contextlib.contextmanager
@@ -108,6 +109,7 @@ def _stop_on_signals(flag):
     def handler(signum, frame):
         if flag.is_set():
             raise KeyboardInterrupt
+        flag.signum = signum          # the exit status of `ptyprep watch` is 128 + signum
         flag.set()
         log.warning("%s: stopping after the current chunk (send it again to abandon the chunk)",
                     signal.Signals(signum).name)
@@ -182,10 +184,11 @@ class _Loop:
                 log.warning("stopped on request after %d published frames; run the same "
                             "command again to continue", self.published)
             self._status("complete" if complete else "stopped")
-        self.comm.barrier()
+        # the signal that stopped the watch on any rank (0: none, or a stop request)
+        signum = 0 if complete else int(self.comm.allreduce_max(getattr(self.stop, "signum", 0)))
         self.result = {"path": str(self.f.dfile), "frames": self.published, "complete": complete,
                        "end_reason": self.reason if complete else "",
-                       "seconds": time.monotonic() - self.t0}
+                       "signal": signum or None, "seconds": time.monotonic() - self.t0}
         return self.result
 
     # -- rank 0: what next ----------------------------------------------------------------------

@@ -31,28 +31,41 @@ class OutputLock:
     def acquire(self):
         """Take the lock or raise :class:`OutputError` naming the holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise OutputError(f"another ptyprep watch (pid {holder}) is writing "
-                              f"{str(self.path)[:-5]!r} (it holds {str(self.path)!r}); stop it "
-                              "first, or choose another output.dfile") from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise OutputError(f"another ptyprep watch (pid {holder}) is writing "
+                                  f"{str(self.path)[:-5]!r} (it holds {str(self.path)!r}); stop "
+                                  "it first, or choose another output.dfile") from None
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)   # its holder removed the file as we opened it: lock the new one
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 
     def release(self, remove=False):
-        """Release the lock; ``remove`` also deletes the lock file (after a finished scan)."""
+        """Release the lock; ``remove`` also deletes the lock file (a daemon that ends, in
+        any way but a kill, leaves none behind)."""
         if self._fd is None:
             return
         if remove:
             self.path.unlink(missing_ok=True)
         os.close(self._fd)  # closing releases the flock
         self._fd = None
+
+
+def _same_file(fd, path):
+    """True when open file ``fd`` is still the file at ``path``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def locked_resume(comm, lock, recover_output):
@@ -63,15 +76,15 @@ def locked_resume(comm, lock, recover_output):
         try:
             return recover_output()
         except BaseException:
-            lock.release()
+            lock.release(remove=True)     # a refused start leaves no lock file
             raise
 
     return on_root(comm, take)
 
 
 class HeldOutput:
-    """Yielded by :func:`held_output`: ``resume`` (what is on disk) and ``result`` (set by the
-    daemon; its ``"complete"`` decides whether the lock file goes at the end)."""
+    """Yielded by :func:`held_output`: ``resume`` (what is on disk) and ``result`` (set by
+    the daemon)."""
 
     def __init__(self, resume):
         self.resume = resume
@@ -83,14 +96,14 @@ def held_output(comm, dfile, recover_output):
     """Hold the lock of output ``dfile`` for a daemon's run (collective).
 
     Rank 0 takes the lock and calls ``recover_output()`` (see :func:`locked_resume`); at the
-    end the lock is released, and its file removed when the run reports a complete scan.
+    end the lock is released and its file removed.
     """
     lock = OutputLock(dfile)
     held = HeldOutput(locked_resume(comm, lock, recover_output))
     try:
         yield held
     finally:
-        lock.release(remove=bool(held.result and held.result["complete"]))
+        lock.release(remove=True)
 
 
 def write_status(path, status):
