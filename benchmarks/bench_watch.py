@@ -93,9 +93,10 @@ def one_run(folder, shape, ranks, frames, rate, chunk, compression):
     raw, times = folder / "raw.h5", folder / "times.npy"
     recipe = folder / "r.toml"
     recipe.write_text(recipe_text(raw, shape, chunk, compression))
-    writer = subprocess.Popen([PY, "-m", "ptyprep.acquire", "hdf5", str(raw), "--frames",
-                               str(frames), "--rate", str(rate), "--shape", str(shape), str(shape),
-                               "--pattern", str(shape // 2), "--times", str(times)])
+    writer = subprocess.Popen([PY, "-m", "ptyprep.acquire", "hdf5", str(raw), "--kind", "index",
+                               "--frames", str(frames), "--rate", str(rate), "--shape",
+                               str(shape), str(shape), "--pattern", str(shape // 2),
+                               "--times", str(times)])
     watch = [PY, "-m", "ptyprep", "-q", "watch", str(recipe), "--poll", "0.02"]
     if ranks > 1:
         watch = [MPIEXEC, "-n", str(ranks), PY, "-m", "mpi4py"] + watch[1:]

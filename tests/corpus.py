@@ -168,7 +168,8 @@ def _watch_until(recipe, folder, published, ranks=1, extra=()):
 def make_watch(root):
     folder = root / "watch_ptyd"
     folder.mkdir()
-    sh([PY, "-m", "ptyprep.acquire", "hdf5", "raw.h5", "--frames", "45", "--rate", "0"], folder)
+    sh([PY, "-m", "ptyprep.acquire", "hdf5", "raw.h5", "--kind", "index", "--frames", "45",
+        "--rate", "0"], folder)
     source = {"name": "hdf5", "path": "raw.h5", "frames": "/entry/data/data",
               "positions": "/entry/positions", "end_of_scan": "/entry/instrument/detector/end_of_scan",
               "energy_keV": 6.2, "distance_m": 7.0, "psize_m": 172e-6}
@@ -182,7 +183,8 @@ def make_watch(root):
 
     folder = root / "watch_ptyd_n2"
     folder.mkdir()
-    sh([PY, "-m", "ptyprep.acquire", "hdf5", "raw.h5", "--frames", "45", "--rate", "0"], folder)
+    sh([PY, "-m", "ptyprep.acquire", "hdf5", "raw.h5", "--kind", "index", "--frames", "45",
+        "--rate", "0"], folder)
     (folder / "r.toml").write_text(toml(tables))
     _watch_until("r.toml", folder, lambda: (folder / "out" / "scan.ptyd.part001").exists(), ranks=2)
 

@@ -147,7 +147,7 @@ def test_watch_grows_the_folder_of_a_growing_scan(npz, tmp_path):
     env = dict(os.environ, **ENV)
     source = source_options("hdf5", tmp_path / "raw.h5")
     recipe = write_recipe(tmp_path, source)
-    acq = subprocess.Popen([sys.executable, "-m", "ptyprep.acquire", "hdf5",
+    acq = subprocess.Popen([sys.executable, "-m", "ptyprep.acquire", "hdf5", "--kind", "index",
                             str(tmp_path / "raw.h5"), "--frames", "30", "--rate", "60"])
     daemon = subprocess.run([sys.executable, "-m", "ptyprep", "watch", str(recipe), "--poll",
                              "0.05", "--idle-timeout", "3"], env=env, capture_output=True,

@@ -58,7 +58,8 @@ def hdf5_source(tmp_path, layout="hdf5", **extra):
 def acquire(tmp_path, layout="hdf5", frames=60, rate=40.0, *args):
     name = "raw" if layout == "files" else "raw.h5"
     return subprocess.Popen([PY, "-m", "ptyprep.acquire", layout, str(tmp_path / name),
-                             "--frames", str(frames), "--rate", str(rate), *map(str, args)])
+                             "--kind", "index", "--frames", str(frames), "--rate", str(rate),
+                             *map(str, args)])
 
 
 def daemon(recipe, *flags, part_delay=0.0):

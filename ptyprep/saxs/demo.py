@@ -214,3 +214,45 @@ save_overall = true
 tomo = ["absorption", "int_saxs", "int_waxs"]
 tomo_algorithm = "fbp"
 """
+
+
+def write_lix_example(folder):
+    """The inputs ``experiments/lix_example.toml`` names, simulated, under ``folder``:
+    ``raw/sampleA_part1.h5`` and ``raw/sampleA_part2.h5`` (the demo's two partial scans)
+    and ``calib/saxs.poni``, ``calib/waxs2.poni`` with their ``*_valid.npy`` masks.
+
+    Returns the list of files written.
+    """
+    folder = Path(folder)
+    demo = write_demo_data(folder / "calib")
+    (folder / "raw").mkdir(parents=True, exist_ok=True)
+    written = []
+    for raw, name in zip(demo["raw"], ("sampleA_part1.h5", "sampleA_part2.h5")):
+        written.append(Path(raw).replace(folder / "raw" / name))
+    for kind, calib in (("saxs", "saxs"), ("waxs", "waxs2")):
+        written.append(Path(demo["poni"][kind]).replace(folder / "calib" / f"{calib}.poni"))
+        written.append(Path(demo["valid"][kind]).replace(folder / "calib" /
+                                                         f"{calib}_valid.npy"))
+    return written
+
+
+def main(argv=None):
+    """``python -m ptyprep.saxs.demo lix-example [FOLDER]``: write the example's inputs."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m ptyprep.saxs.demo",
+                                description="Write simulated scanning-SAXS inputs.")
+    p.add_argument("what", choices=["lix-example"],
+                   help="lix-example: the raw files and calibrations that "
+                        "experiments/lix_example.toml names (raw/, calib/)")
+    p.add_argument("folder", nargs="?", default=".", help="where (default: here)")
+    args = p.parse_args(argv)
+    for path in write_lix_example(args.folder):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

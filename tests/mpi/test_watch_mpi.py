@@ -16,7 +16,7 @@ from test_watch import CHUNK, Reader, write_recipe  # noqa: E402
 
 def test_two_ranks_follow_a_growing_file_like_serial(tmp_path, run_mpi):
     recipe = write_recipe(tmp_path / "r.toml", source_options("hdf5", tmp_path / "raw.h5"))
-    writer = subprocess.Popen([sys.executable, "-m", "ptyprep.acquire", "hdf5",
+    writer = subprocess.Popen([sys.executable, "-m", "ptyprep.acquire", "hdf5", "--kind", "index",
                                str(tmp_path / "raw.h5"), "--frames", "50", "--rate", "40"])
     master = tmp_path / "out" / "scan.ptyd"
     reader = Reader(master)
