@@ -199,12 +199,20 @@ class LixRaw:
 
 
 class LixSource(ScanSource):
-    """``[source] name = "nsls2-lix"``: one detector of one scan of a LiX raw file.
+    """One detector of one scan of an NSLS-II LiX raw file (``[source] name = "nsls2-lix"``).
 
-    Options: ``path`` (raw file), ``sample`` (scan name; default the first),
-    ``detector`` (frame dataset, default ``pil1M_image``), ``incident`` /
-    ``transmitted`` (monitor fields, default ``em1…``/``em2…``).  Positions are the
-    raw ``(slow, fast)`` motor values in motor units, not metres.
+    Positions are the raw ``(slow, fast)`` motor values in motor units, not metres.
+
+    Parameters
+    ----------
+    path : str
+        The LiX raw (bluesky) HDF5 file.
+    sample : str
+        Scan name (the file's top-level group); default the first.
+    detector : str
+        Frame dataset of the detector, e.g. ``pil1M_image`` (SAXS), ``pilW2_image`` (WAXS).
+    incident, transmitted : str
+        Beam-monitor fields before and after the sample (``em1…`` and ``em2…``).
     """
 
     path_options = ("path",)

@@ -98,10 +98,11 @@ def build_parser():
                  "it is complete; killed and restarted, it continues where it stopped"))
     recipe_command("validate", "check a recipe and the source it names; print the plan")
     p = add_parser("inspect", help="summarise a .ptyd, proc_data or raw HDF5 file")
-    p.add_argument("file")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("file", help="the file: a .ptyd, a proc_data file or any HDF5 file")
+    p.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
     p = add_parser("plot", help="picture of a result (frames, positions, maps, tomograms)")
-    p.add_argument("file")
+    p.add_argument("file", help="a .ptyd (mean frame, mask, positions), a proc_data file (maps, "
+                                "q-φ maps, tomograms) or a raw HDF5 file (mean frame)")
     p.add_argument("--out", metavar="PNG", help="output picture (default: FILE.png)")
     p.add_argument("--dataset", metavar="PATH", default=None,
                    help="raw files: HDF5 path of the frames to draw (default: the 3-D "
@@ -112,8 +113,11 @@ def build_parser():
                        description="Simulate a scan, prepare it and write the result and a "
                                    "picture: a far-field ptychography scan (→ .ptyd) and/or a "
                                    "scanning SAXS/WAXS tomography scan (→ proc_data, maps, tomogram).")
-    p.add_argument("--kind", choices=("ptycho", "saxs", "all"), default="ptycho")
-    p.add_argument("--out", default="ptyprep-demo", metavar="DIR", help="output folder")
+    p.add_argument("--kind", choices=("ptycho", "saxs", "all"), default="ptycho",
+                   help="ptycho: a far-field ptychography scan → .ptyd (default); saxs: a "
+                        "scanning SAXS/WAXS tomography → proc_data; all: both")
+    p.add_argument("--out", default="ptyprep-demo", metavar="DIR",
+                   help="output folder (default ptyprep-demo)")
     return parser
 
 

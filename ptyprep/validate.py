@@ -1,6 +1,8 @@
 """Human-readable descriptions for ``ptyprep validate``, ``ptyprep sources`` and ``ptyprep formats``."""
 
 import inspect
+import re
+import textwrap
 
 from .engine.formats import format_names, get_format, recipe_formats
 from .sources.registry import get_source, source_names, source_options
@@ -23,7 +25,13 @@ def describe_sources():
         helps = option_help(doc)
         for option, default in source_options(cls).items():
             shown = "required" if default is inspect.Parameter.empty else repr(default)
-            lines.append(f"    {option:<20} {shown:<22} {helps.get(option, '')}".rstrip())
+            head = f"    {option:<20} {shown:<22} "
+            if len(head) > 48:
+                lines.append(head.rstrip())
+                head = " " * 48
+            text = textwrap.wrap(helps.get(option, ""), 100 - 48) or [""]
+            lines.append((head + text[0]).rstrip())
+            lines += [" " * 48 + more for more in text[1:]]
     return "\n".join(lines)
 
 
@@ -54,29 +62,51 @@ def _loaded(names, get, lines):
         except Exception as exc:  # noqa: BLE001  a broken plugin must not hide the others
             lines.append(f"{name}: cannot be loaded ({exc})")
             continue
-        doc = (inspect.getdoc(cls) or "").split("\n")[0]
-        lines.append(f"{name}  ({cls.__module__}.{cls.__name__}) {doc}".rstrip())
+        lines.append(f"{name}  ({cls.__module__}.{cls.__name__})")
+        lines += textwrap.wrap(summary(cls), 96, initial_indent="    ",
+                               subsequent_indent="    ")
         yield name, cls
 
 
 def option_help(docstring):
-    """``{option: first line of its description}`` from a numpydoc ``Parameters`` section."""
-    helps, names, in_params = {}, [], False
+    """``{option: its whole description, as plain text}`` from a numpydoc ``Parameters``
+    section (``a, b : type`` lines give both names the description)."""
+    helps, names, text, in_params = {}, [], [], False
     lines = docstring.splitlines()
+
+    def flush():
+        for n in names:
+            helps.setdefault(n, plain_text(" ".join(text)))
+
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if stripped == "Parameters" and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}:
+        underlined = i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}
+        if stripped == "Parameters" and underlined:
             in_params = True
             continue
         if not in_params or set(stripped) == {"-"}:
             continue
-        if stripped and not line.startswith(" ") and i + 1 < len(lines) and set(
-                lines[i + 1].strip()) == {"-"}:
+        if stripped and not line.startswith(" ") and underlined:
             break  # next section
         if stripped and not line.startswith(" "):
-            names = [n.strip() for n in stripped.split(":")[0].split(",")]
-        elif stripped and names:
-            for n in names:
-                helps.setdefault(n, stripped)
-            names = []
+            flush()
+            names, text = [n.strip() for n in stripped.split(":")[0].split(",")], []
+        elif stripped:
+            text.append(stripped)
+    flush()
     return helps
+
+
+def plain_text(text):
+    """``text`` without reStructuredText markup: double-backquoted literals and roles such as
+    ``:class:`~a.B``` (shown as ``B``) become their plain words."""
+    text = re.sub(r":\w+:`~[^`]*?([^.`]+)`", r"\1", text)
+    text = re.sub(r":\w+:`([^`]*)`", r"\1", text)
+    text = re.sub(r"``([^`]*)``", r"\1", text)
+    return re.sub(r"`([^`]*)`", r"\1", text)
+
+
+def summary(cls):
+    """The first paragraph of ``cls``'s docstring, as plain text on one line."""
+    doc = inspect.getdoc(cls) or ""
+    return plain_text(" ".join(doc.split("\n\n")[0].split()))

@@ -325,3 +325,41 @@ def test_inspect_json_into_a_closed_pipe_is_quiet(tmp_path):
                           shell=True, capture_output=True, text=True, timeout=120)
     assert len(done.stdout) == 10 and done.stdout.startswith("{")
     assert done.stderr == ""
+
+
+def test_every_command_and_option_is_described():
+    import argparse
+
+    from ptyprep.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {"run", "watch", "validate", "inspect", "plot", "sources",
+                                     "formats", "demo"}
+    helps = {c.dest: c.help for c in commands._choices_actions}
+    for name, sub in commands.choices.items():
+        assert helps.get(name), f"command {name} has no help"
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and action.help is not argparse.SUPPRESS, \
+                f"ptyprep {name}: {action.option_strings or action.dest} has no help"
+
+
+def test_sources_prints_every_description_whole_and_plain(capsys):
+    code, out, _ = run_main(capsys, "sources")
+    assert code == 0
+    assert "``" not in out and ":class:" not in out and ":func:" not in out
+    # a description spanning several docstring lines is printed whole (wrapped)
+    text = " ".join(line.strip() for line in out.split("\nhdf5")[1].splitlines())
+    assert ("Dataset (N, H, W) of frames, or a group whose 3-D datasets (Eiger data_000001, ...) "
+            "are concatenated in natural name order.") in text
+    assert all(len(line) <= 100 for line in out.splitlines() if line.startswith("    "))
+
+
+def test_acquire_help_says_what_it_writes():
+    done = subprocess.run([sys.executable, "-m", "ptyprep.acquire", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "/entry/data/data (N, H, W) uint32 frames" in done.stdout
+    assert "pixel_mask" in done.stdout and "--kind" in done.stdout
