@@ -254,6 +254,11 @@ class LixSource(ScanSource):
     def read_frames(self, indices, roi=None):
         return crop_roi(self._raw.read_frames(self.detector, indices, roi), None)
 
+    def where(self):
+        """The raw file, scan and detector dataset (for messages)."""
+        return (f"{self.path!r} scan {self.sample!r} dataset "
+                f"{self._raw.detector(self.detector).name!r}")
+
     def read_monitors(self):
         """``incident``/``transmitted`` per frame (own-stream monitors integrated), or None."""
         out = {k: self._raw.monitor(f) for k, f in (("incident", self.incident),

@@ -7,6 +7,7 @@ crop/pad around the centre → orientation → rebin.
 import numpy as np
 
 from ..errors import PtyprepError, SourceError
+from ..sources.faults import read_frames
 from . import frames as F
 
 
@@ -24,32 +25,15 @@ def read_raw(source, plan, indices):
     if roi is None:
         return np.zeros((len(indices), 0, 0), dtype=np.float32), None, None
     read_roi = None if plan.fftshift else roi
+    frames = read_frames(source, indices, read_roi)
     try:
-        return (source.read_frames(indices, read_roi), roi,
-                source.read_frames_valid(indices, read_roi))
+        return frames, roi, source.read_frames_valid(indices, read_roi)
     except PtyprepError:
         raise
     except (OSError, ValueError) as exc:   # h5py, numpy, fabio: damaged or truncated data
-        raise SourceError(read_fault(source, indices, read_roi, exc)) from exc
-
-
-def read_fault(source, indices, roi, exc):
-    """The one-line message of a failed read of frames ``indices``: the first frame that
-    cannot be read (found by reading them one at a time), where it is, and what to do."""
-    bad = next((int(i) for i in indices if not _readable(source, i, roi)), None)
-    which = (f"frame {bad}" if bad is not None
-             else f"frames {int(indices[0])}-{int(indices[-1])}")
-    return (f"cannot read {which} of {source.where()}: {exc}; the raw data is damaged or "
-            "truncated: check the file (h5ls -r, or copy it again), or leave the frame out "
-            "with prep.num_frames")
-
-
-def _readable(source, index, roi):
-    try:
-        source.read_frames(np.array([index]), roi)
-        return True
-    except Exception:  # noqa: BLE001  any failure marks the frame
-        return False
+        raise SourceError(f"cannot read the valid pixels of frames {int(indices[0])}-"
+                          f"{int(indices[-1])} of {source.where()}: {exc}; check the file") \
+            from exc
 
 
 def correct_raw(raw, plan, roi, frames_valid=None, tally=None):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PtyprepError, RecipeError, SourceError
+from ..sources.faults import read_frames
 from . import maps as M
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,9 @@ class SampleFrames:
         return {ds: int(src.read_meta().num_frames) for ds, src in self.sources.items()}
 
     def read(self, dataset, indices):
-        return self.sources[dataset].read_frames(np.asarray(indices, dtype=np.int64))
+        """Frames ``indices`` of detector ``dataset``; a damaged frame raises a SourceError
+        naming the file, the dataset and the frame."""
+        return read_frames(self.sources[dataset], np.asarray(indices, dtype=np.int64))
 
     def close(self):
         for src in self.sources.values():

@@ -227,3 +227,61 @@ def test_maps_and_tomograms_of_what_no_step_makes_are_refused_before_running(fol
         err = capsys.readouterr().err.strip().splitlines()
         assert exc.value.code == 2 and len(err) == 1 and match in err[0], err
     assert not (folder / "never.h5").exists()
+
+
+def _corrupt_saxs_scan(folder, bad=5):
+    """The acquire module's SAXS raster with gzip frames, chunk ``bad`` of the SAXS detector
+    overwritten; returns the recipe."""
+    from ptyprep.acquire import acquire_saxs, saxs_setup, saxs_source_options
+
+    acquire_saxs(folder / "raw.h5", rate_hz=0)
+    items = {}
+
+    def keep(name, node):
+        if isinstance(node, h5py.Dataset):
+            items[name] = node[()]
+
+    with h5py.File(folder / "raw.h5", "r") as f:
+        f.visititems(keep)
+    with h5py.File(folder / "bad.h5", "w") as f:
+        for name, values in items.items():
+            if values.ndim == 3:
+                f.create_dataset(name, data=values, chunks=(1,) + values.shape[1:],
+                                 compression="gzip")
+            else:
+                f[name] = values
+    with h5py.File(folder / "bad.h5", "r") as f:
+        offset = f["/entry/saxs/data"].id.get_chunk_info(bad).byte_offset
+    with open(folder / "bad.h5", "r+b") as fh:
+        fh.seek(offset + 10)
+        fh.write(b"\xff" * 40)
+    detectors = saxs_setup(folder)[:1]
+    source = saxs_source_options(folder / "bad.h5")
+    lines = ["[source]"] + [f"{k} = {json.dumps(v)}" for k, v in source.items()]
+    lines += ["[output]", 'format = "procdata"', 'dfile = "out/an.h5"', "chunk_frames = 8",
+              "[saxs]", "qgrid = [[0.01, 0.15, 0.005]]", "nphi = 12",
+              "detectors = [" + ", ".join("{" + ", ".join(f"{k} = {json.dumps(v)}"
+                                                          for k, v in d.items()) + "}"
+                                          for d in detectors) + "]",
+              'maps = ["transmission"]']
+    (folder / "out").mkdir()
+    recipe = folder / "r.toml"
+    recipe.write_text("\n".join(lines) + "\n")
+    return recipe
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_a_corrupt_frame_is_one_line_naming_file_dataset_and_frame(tmp_path, run_mpi, ranks):
+    recipe = _corrupt_saxs_scan(tmp_path)
+    args = ["-m", "ptyprep", "-q", "run", recipe]
+    if ranks == 1:
+        done = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+    else:
+        done = run_mpi(ranks, args, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"ptyprep: error: cannot read frame 5 of "
+                               f"{str(tmp_path / 'bad.h5')!r} dataset '/entry/saxs/data': ")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
