@@ -223,7 +223,7 @@ def test_an_output_folder_without_permission_is_one_line(as_user, open_folder):
     recipe = write_recipe(open_folder, raw, locked / "x.ptyd")
     open_folder.joinpath("r.toml").chmod(0o644)
     raw.chmod(0o644)
-    for command in ("validate", "run"):
+    for command in ("validate", "run", "watch"):
         done = as_user(ptyprep_cmd("-q", command, recipe), cwd=open_folder)
         assert done.returncode == 2, done.stderr
         assert error_lines(done.stderr) == [
@@ -237,6 +237,53 @@ def test_an_output_folder_without_permission_is_one_line(as_user, open_folder):
     assert error_lines(done.stderr) == [
         f"ptyprep: error: cannot create the output folder: {str(open_folder / 'afile')!r} is "
         "a file; choose another output.dfile"]
+
+
+def test_a_scanning_saxs_watch_into_a_folder_without_permission_is_one_line(as_user,
+                                                                           open_folder):
+    from ptyprep.acquire import acquire_saxs, saxs_setup, saxs_source_options
+
+    acquire_saxs(open_folder / "raw.h5", rate_hz=0)
+    detectors = saxs_setup(open_folder)
+    locked = open_folder / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    recipe = ptyprep.load_recipe({
+        "source": saxs_source_options(open_folder / "raw.h5", marker=True),
+        "output": {"format": "procdata", "dfile": str(locked / "an.h5")},
+        "saxs": {"qgrid": [[0.01, 0.15, 0.005]], "nphi": 12, "detectors": detectors[:1]}},
+        base_dir=open_folder)
+    path = open_folder / "saxs.toml"
+    path.write_text(toml_of(recipe.to_dict()))
+    for item in open_folder.iterdir():
+        if item.is_file():
+            item.chmod(0o644)
+    for command in ("validate", "run", "watch"):
+        done = as_user(ptyprep_cmd("-q", command, path), cwd=open_folder)
+        assert done.returncode == 2, done.stderr
+        assert error_lines(done.stderr)[-1:] == [
+            f"ptyprep: error: output directory {str(locked)!r} is not writable; choose "
+            "another output.dfile"], done.stderr
+    assert list(locked.iterdir()) == []
+
+
+def toml_of(tables):
+    """TOML text of a recipe dict (tables of scalars, lists and inline tables)."""
+    import json
+
+    def value(v):
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)
+
+    lines = []
+    for name, table in tables.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {value(v)}" for k, v in table.items()
+                  if v is not None and v != [] and v != () and v != ""]
+    return "\n".join(lines) + "\n"
 
 
 # -- bad values in the raw file ----------------------------------------------------------------

@@ -44,9 +44,9 @@ def link_recipe(recipe):
         raise RecipeError("ptyprep watch publishes each chunk as a part file (save = 'link'); "
                           "output.save = 'merge' cannot be followed: set output.save = 'link'")
     if output.save != "link":
-        log.warning("output.save = %r: ptyprep watch publishes in link mode (a part file per "
-                    "chunk, published as it completes); the finished scan holds the same frames "
-                    "and reads the same in ptypy", output.save)
+        log.info("output.save = %r: ptyprep watch publishes in link mode (a part file per "
+                 "chunk, published as it completes); the finished scan holds the same frames "
+                 "and reads the same in ptypy", output.save)
     return dataclasses.replace(recipe, output=dataclasses.replace(output, save="link"))
 
 

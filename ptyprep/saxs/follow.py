@@ -39,6 +39,7 @@ import numpy as np
 
 from ..engine.collective import gather
 from ..engine.follower import Follower, part_delay
+from ..engine.formats import check_output
 from ..engine.lock import recipe_key
 from ..errors import LayoutError, OutputError, RecipeError, SourceError
 from ..layout import files as F
@@ -97,6 +98,7 @@ class ProcdataFollower(Follower):
             raise RecipeError(f"--maps-every {maps_every!r} must be an integer >= 1 (chunks)")
         self.recipe, self.saxs, self.comm, self.maps_every = recipe, saxs, comm, maps_every
         self.dfile, self.work = fmt.dfile, F.partial_name(fmt.dfile)
+        check_output(self.dfile, overwrite=True)    # an existing output is resumed or refused
         self.chunk_frames, self.min_frames = recipe.output.chunk_frames, recipe.prep.min_frames
         self.detectors = make_detectors(recipe)
         self.qgrid = recipe_qgrid(saxs)
