@@ -46,7 +46,12 @@ class PrepSection:
     ``orientation`` is stored as ``(transpose, flipud, fliplr)``.
     ``fftshift`` undoes frames stored FFT-shifted (DC in the corners) before
     anything else.  ``threshold`` sets values below it to 0 (noise floor);
-    ``saturation`` marks pixels >= it invalid.
+    ``saturation`` marks pixels >= it invalid.  ``propagation`` is ``"farfield"`` or
+    ``"nearfield"``.  ``focus_to_sample_m`` (metres; near field only) is the distance from the
+    focus of a cone (divergent) beam to the sample; the source's ``distance_m`` stays the
+    sample-to-detector distance, so focus-to-detector = ``focus_to_sample_m + distance_m``.
+    With it, ``meta/psize`` and ``meta/distance`` are those of the equivalent parallel beam
+    (Fresnel scaling, :func:`ptyprep.ptycho.plan.fresnel_scaling`); None: a parallel beam.
     """
 
     shape: Optional[tuple] = None
@@ -62,6 +67,7 @@ class PrepSection:
     threshold: float = 0.0
     fftshift: bool = False
     propagation: str = "farfield"
+    focus_to_sample_m: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,11 @@ class Recipe:
             "prep": dataclasses.asdict(self.prep),
             "output": dataclasses.asdict(self.output),
         }
+        # keys added since outputs were first written are left out at their default, so
+        # the recipe an interrupted `watch` output records still matches (engine/lock.py)
+        for key in UNRECORDED_AT_DEFAULT:
+            if out["prep"].get(key) is None:
+                out["prep"].pop(key, None)
         for name, value in self.sections.items():
             out[name] = value.to_dict() if hasattr(value, "to_dict") else dict(value)
         return out
@@ -118,6 +129,10 @@ class Recipe:
         """``value`` as a path: absolute, or relative to the recipe's folder."""
         p = Path(value)
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+#: [prep] keys recorded in a recipe's provenance only when set (see Recipe.to_dict).
+UNRECORDED_AT_DEFAULT = ("focus_to_sample_m",)
 
 
 def load_recipe(path_or_dict, overrides=None, base_dir=None):
@@ -319,7 +334,29 @@ def _check_prep(prep):
         raise RecipeError("prep.saturation and prep.threshold must be >= 0 (0 = off)")
     if prep.propagation not in ("farfield", "nearfield"):
         raise RecipeError(f"prep.propagation {prep.propagation!r} must be 'farfield' or 'nearfield'")
-    return dataclasses.replace(prep, shape=shape, center=center, orientation=orientation)
+    focus = _check_focus(prep.focus_to_sample_m, prep.propagation)
+    return dataclasses.replace(prep, shape=shape, center=center, orientation=orientation,
+                               focus_to_sample_m=focus)
+
+
+def _check_focus(value, propagation):
+    """``prep.focus_to_sample_m`` as a float in metres (None: a parallel beam), or RecipeError.
+
+    It need not be checked against the focus-to-detector distance: that is
+    ``value + distance_m`` with the sample-to-detector ``distance_m`` > 0, so always larger.
+    """
+    if value is None:
+        return None
+    if propagation != "nearfield":
+        raise RecipeError(f"prep.focus_to_sample_m is only for near-field scans, but "
+                          f"prep.propagation is {propagation!r}; set prep.propagation = "
+                          "'nearfield' or remove prep.focus_to_sample_m")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not (math.isfinite(value) and value > 0):
+        raise RecipeError(f"prep.focus_to_sample_m must be a finite distance > 0 in metres, got "
+                          f"{value!r}; give the focus-to-sample distance of the cone beam (e.g. "
+                          "0.05), or remove it for a parallel beam")
+    return float(value)
 
 
 def _check_output(output):

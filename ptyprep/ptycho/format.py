@@ -33,6 +33,15 @@ def crop_warnings(plan):
             "invalid); reduce prep.shape or move prep.center"]
 
 
+def _cone_beam(plan):
+    info = plan.geometry_info()
+    if info is None:
+        return ""
+    return (f"; cone beam, focus {info['focus_to_sample_m']:g} m before the sample: "
+            f"magnification {info['magnification']:.4g}, written as distance "
+            f"{info['effective_distance_m']:.4g} m")
+
+
 def _valid_of_output(plan):
     valid = output_valid(plan)
     if valid is None:
@@ -79,7 +88,8 @@ class PtychoFormat(Format):
             f"{plan.orientation} → rebin {plan.rebin} ({plan.rebin_mode})",
             f"  prepared      shape {meta['shape'].tolist()}, centre {meta['center'].tolist()}, "
             f"pixel {meta['psize'].tolist()} m",
-            f"  geometry      {plan.energy_keV:g} keV, distance {plan.distance_m:g} m",
+            f"  geometry      {plan.energy_keV:g} keV, distance {plan.distance_m:g} m"
+            f"{_cone_beam(plan)}",
             f"  valid pixels  {plan.valid.mean() * 100:.2f}% of the raw frame (static mask); "
             f"{_valid_of_output(plan)}",
             *[line for fmt in (formats or [self]) for line in fmt.describe_output(plan)],

@@ -52,8 +52,9 @@ def decide_center(source, plan, comm):
 
 
 def provenance(recipe, plan, source):
-    """The ``info/`` content of an output: recipe, conventions, version, source."""
-    return {
+    """The ``info/`` content of an output: recipe, conventions, version, source, and for a
+    cone beam ``geometry`` (the measured distances and pixel, :meth:`Plan.geometry_info`)."""
+    info = {
         L.RECIPE: recipe.to_dict(),
         "conventions": L.CONVENTIONS,
         "ptyprep_version": __version__,
@@ -66,6 +67,10 @@ def provenance(recipe, plan, source):
         "rebin": np.int64(plan.rebin),
         "rebin_mode": plan.rebin_mode,
     }
+    geometry = plan.geometry_info()
+    if geometry is not None:
+        info["geometry"] = geometry
+    return info
 
 
 def prepared_parts(source, plan, indices, meta, batch_frames, positions=None):

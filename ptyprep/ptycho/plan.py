@@ -33,6 +33,10 @@ class Plan:
     valid : (H, W) bool ndarray
         Static valid mask of the raw frame (source mask and flat field).
     positions : (num_frames, 2) float64 ndarray, metres
+    distance_m, psize_m : float, (float, float)
+        The source's sample-to-detector distance and raw detector pixel (y, x), metres.
+    focus_to_sample_m : float or None
+        Focus-to-sample distance of a cone beam, metres (None: a parallel beam).
     """
 
     num_frames: int
@@ -56,6 +60,7 @@ class Plan:
     fftshift: bool = False
     label: str = ""
     propagation: str = "farfield"
+    focus_to_sample_m: Optional[float] = None
     source_extra: dict = field(default_factory=dict)
 
     @functools.cached_property
@@ -73,21 +78,45 @@ class Plan:
         return [(s, min(s + self.chunk_frames, self.num_frames))
                 for s in range(0, self.num_frames, self.chunk_frames)]
 
+    def detector_psize(self):
+        """(2,) detector pixel of the prepared frame (after orientation and rebin), metres."""
+        psize = np.asarray(self.psize_m, dtype=float)
+        return (psize[::-1] if self.orientation[0] else psize) * self.rebin
+
+    def geometry(self):
+        """``(psize, distance, magnification)`` written to ``meta``: the detector's for a
+        parallel beam, the equivalent parallel beam's for a cone beam (:func:`fresnel_scaling`)."""
+        if self.focus_to_sample_m is None:
+            return self.detector_psize(), float(self.distance_m), 1.0
+        return fresnel_scaling(self.detector_psize(), self.distance_m, self.focus_to_sample_m)
+
+    def geometry_info(self):
+        """``info/geometry`` of a cone-beam scan (None for a parallel beam): the measured
+        distances (metres), the magnification and the pixel sizes before and after scaling."""
+        if self.focus_to_sample_m is None:
+            return None
+        psize, distance, magnification = self.geometry()
+        return {"beam": "cone", "detector_psize_m": self.detector_psize().tolist(),
+                "sample_to_detector_m": float(self.distance_m),
+                "focus_to_sample_m": float(self.focus_to_sample_m),
+                "focus_to_detector_m": float(self.focus_to_sample_m + self.distance_m),
+                "magnification": magnification, "effective_psize_m": psize.tolist(),
+                "effective_distance_m": distance}
+
     def output_meta(self):
-        """``meta`` of the prepared scan: shape, centre, pixel size after orientation and rebin."""
+        """``meta`` of the prepared scan: shape, centre, pixel size after orientation and rebin
+        (and distance), Fresnel-scaled for a cone beam (:meth:`geometry`)."""
         cropped_center = (self.shape[0] // 2, self.shape[1] // 2)
         center, shape = F.orient_center(cropped_center, self.shape, self.orientation)
         r = self.rebin
-        psize = np.asarray(self.psize_m, dtype=float)
-        if self.orientation[0]:
-            psize = psize[::-1]
+        psize, distance, _ = self.geometry()
         return {
             "num_frames": self.num_frames,
             "shape": np.array([shape[0] // r, shape[1] // r], dtype=np.int64),
             "center": np.array([center[0] / r, center[1] / r], dtype=np.float64),
-            "psize": psize * r,
+            "psize": psize,
             "energy": float(self.energy_keV),
-            "distance": float(self.distance_m),
+            "distance": distance,
             "label": self.label or None,
             "propagation": self.propagation,
         }
@@ -164,7 +193,39 @@ def make_plan(recipe, source, require_square=True):
         energy_keV=float(energy), distance_m=float(distance), psize_m=psize,
         dark=dark, flat=flat, saturation=prep.saturation, threshold=prep.threshold,
         fftshift=prep.fftshift, label=recipe.output.label or (meta.label or ""),
-        propagation=prep.propagation, source_extra=dict(meta.extra))
+        propagation=prep.propagation, focus_to_sample_m=prep.focus_to_sample_m,
+        source_extra=dict(meta.extra))
+
+
+def fresnel_scaling(psize_m, distance_m, focus_to_sample_m):
+    """The parallel-beam geometry equivalent to a cone beam (Fresnel scaling theorem).
+
+    With the focus at ``z01 = focus_to_sample_m`` before the sample and the detector at
+    ``z2 = distance_m`` after it (focus to detector ``z12 = z01 + z2``), the geometric
+    magnification is ``M = z12 / z01``; the hologram is that of a parallel beam on a detector
+    of pixel ``psize / M`` at ``z2 / M = z01 z2 / z12`` from the sample.
+
+    Parameters
+    ----------
+    psize_m : float or (2,) array_like
+        Detector pixel size, metres.
+    distance_m : float
+        Sample-to-detector distance ``z2``, metres (> 0).
+    focus_to_sample_m : float
+        Focus-to-sample distance ``z01``, metres (> 0).
+
+    Returns
+    -------
+    psize : ndarray
+        Effective pixel size ``psize / M`` (the shape of ``psize_m``), metres.
+    distance : float
+        Effective propagation distance ``z2 / M``, metres.
+    magnification : float
+        ``M = z12 / z01 = 1 + z2 / z01`` (> 1).
+    """
+    magnification = 1.0 + distance_m / focus_to_sample_m   # = z12 / z01
+    return (np.asarray(psize_m, dtype=float) / magnification,
+            float(distance_m) / magnification, float(magnification))
 
 
 #: Kinds of frame dtype that hold detector counts or intensities: integers (signed or

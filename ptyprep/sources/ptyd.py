@@ -1,4 +1,5 @@
-"""Reading a ``.ptyd`` back (:func:`read_ptyd`), and re-preparing one (:class:`PtydSource`).
+"""Reading a ``.ptyd`` back (:func:`read_ptyd`, a :class:`PreparedScan`), and re-preparing
+one (:class:`PtydSource`).
 
 As a source, the prepared frames become the raw frames of a new preparation (e.g. crop
 or rebin further): the file's ``meta/center`` is the beam centre, its ``weights`` the
@@ -56,6 +57,70 @@ class PtydSource(ScanSource):
         return crop_roi(self._scan["weights"][self._order[np.asarray(indices)]], roi)
 
 
+def _entry(key):
+    """A property reading (and replacing) item ``key`` of a :class:`PreparedScan`."""
+    def get(self):
+        return self[key]
+
+    def set_(self, value):
+        self[key] = value
+    return property(get, set_, doc=f"``scan[{key!r}]``")
+
+
+class PreparedScan(dict):
+    """A prepared scan read back from a ``.ptyd``: what :func:`read_ptyd` returns.
+
+    A dict of six entries whose values are attributes as well: ``scan.data`` is
+    ``scan["data"]``.  Item access, ``keys()``, ``in``, iteration over the keys and
+    ``.get`` work as on the plain dict ``read_ptyd`` used to return.
+
+    Attributes
+    ----------
+    data : (N, n, n) ndarray
+        The N prepared frames of n × n pixels in scan order (detector counts): the raw
+        dtype for ``rebin = 1``, int64 for a ``sum`` rebin of integer frames, float for a
+        ``mean`` one; float64 when the file has no frame yet.
+    weights : (N, n, n) bool ndarray
+        True where a pixel is valid (the file stores uint8, 1 = valid).
+    positions : (N, 2) float64 ndarray
+        Scan positions (y, x) in metres, one row per frame.
+    indices : (N,) int64 ndarray
+        Scan index of each frame (0 … N − 1 for a whole scan).
+    meta : dict
+        The file's ``meta/``: ``num_frames``, ``shape`` (n, n) pixels, ``center`` (row, col)
+        pixels, ``psize`` (2,) metres, ``energy`` keV, ``distance`` metres, ``version``,
+        ``label``, ``propagation``.
+    info : dict
+        The file's provenance ``info/`` (recipe, conventions, raw_center, …); empty if the
+        file has none.
+    path : Path
+        The file read (an attribute only, not an entry).
+    """
+
+    data = _entry(L.DATA)
+    weights = _entry(L.WEIGHTS)
+    positions = _entry(L.POSITIONS)
+    indices = _entry(L.INDICES)
+    meta = _entry(L.META)
+    info = _entry(L.INFO)
+
+    def __init__(self, entries=(), path=None):
+        super().__init__(entries)
+        self.path = None if path is None else Path(path)
+
+    def __repr__(self):
+        data = self.get(L.DATA)
+        shape = "×".join(map(str, np.shape(data)[1:]))
+        frames = len(data) if data is not None else 0
+        expected = (self.get(L.META) or {}).get(L.NUM_FRAMES)
+        known = expected is not None and int(expected) not in (frames, L.NUM_FRAMES_UNKNOWN)
+        of = f" of {int(expected)}" if known else ""
+        dtype = f" {data.dtype}" if data is not None and hasattr(data, "dtype") else ""
+        where = str(self.path) if self.path is not None else "?"
+        return (f"PreparedScan({where!r}: {frames}{of} frames of {shape or '?'}{dtype}; "
+                f"entries {', '.join(map(str, self))})")
+
+
 def read_ptyd(path):
     """Read a prepared scan back.
 
@@ -66,11 +131,11 @@ def read_ptyd(path):
 
     Returns
     -------
-    dict
-        ``meta`` (dict), ``data`` (M, N, N), ``weights`` (M, N, N) bool,
-        ``positions`` (M, 2) metres, ``indices`` (M,) int64 — chunks concatenated in
-        ``int(name)`` order, dangling links (parts not yet written) skipped — and
-        ``info`` (dict of the provenance group, if present).
+    PreparedScan
+        A dict that also has attributes: ``data`` (N, n, n), ``weights`` (N, n, n) bool,
+        ``positions`` (N, 2) metres (y, x), ``indices`` (N,) int64 — chunks concatenated
+        in ``int(name)`` order, dangling links (parts not yet written) skipped — ``meta``
+        (dict) and ``info`` (dict of the provenance group, empty if absent).
     """
     path = Path(path)
     if not path.is_file():
@@ -91,8 +156,8 @@ def read_ptyd(path):
                L.POSITIONS: np.zeros((0, 2)), L.INDICES: np.zeros(0, np.int64)}
     out[L.WEIGHTS] = out[L.WEIGHTS] > 0
     out[L.INDICES] = out[L.INDICES].astype(np.int64)
-    out["meta"], out["info"] = meta, info
-    return out
+    out[L.META], out[L.INFO] = meta, info
+    return PreparedScan(out, path=path)
 
 
 @contextlib.contextmanager
