@@ -187,6 +187,7 @@ num_frames = 200
 frame_shape = [256, 256]
 [prep]
 shape = 256
+center = "geometric"
 [output]
 dfile = "{dfile}"
 save = "{save}"
