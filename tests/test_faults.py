@@ -392,3 +392,31 @@ def test_a_wrong_raw_path_is_reported_before_output_exists(tmp_path):
         assert done.returncode == 2
         lines = error_lines(done.stderr)
         assert len(lines) == 1 and "missing.h5" in lines[0] and "exists" not in lines[0], lines
+
+
+@pytest.mark.parametrize("fault, said", [
+    ('[source]\nmask = "/entry/mask"', "mask '/entry/mask' has shape (96, 99) but frames are (96, 100)"),
+    ('[prep]\ndark = "dark.npy"', "prep.dark 'dark.npy' has shape (96, 99); raw frames are (96, 100)"),
+    ('[prep]\nflat = "dark.npy"', "prep.flat 'dark.npy' has shape (96, 99); raw frames are (96, 100)"),
+    ("empty", "raw.h5' dataset '/entry/data/data' has no frames to prepare"),
+])
+def test_masks_darks_flats_of_another_shape_and_an_empty_scan_are_refused(tmp_path, fault, said):
+    raw = corrupt_scan(tmp_path / "raw.h5", bad=None)
+    with h5py.File(raw, "a") as f:
+        f["entry/mask"] = np.ones((96, 99), dtype=np.uint8)
+        if fault == "empty":    # a file the detector created but wrote no frame into
+            del f["entry/data/data"], f["entry/positions"]
+            f.create_dataset("entry/data/data", shape=(0, 96, 100), maxshape=(None, 96, 100),
+                             chunks=(1, 96, 100), dtype=np.uint32, compression="gzip")
+            f["entry/positions"] = np.zeros((0, 2))
+    fault = "[source]\n" if fault == "empty" else fault
+    np.save(tmp_path / "dark.npy", np.zeros((96, 99), dtype=np.float32))
+    table, key_value = fault.split("\n")
+    text = HDF5_RECIPE.format(raw=raw, dfile="out/x.ptyd").replace(table, f"{table}\n{key_value}")
+    (tmp_path / "r.toml").write_text(text)
+    for command in ("validate", "run"):
+        done = run_cli("-q", command, "r.toml", cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        lines = error_lines(done.stderr)
+        assert len(lines) == 1 and lines[0].startswith("ptyprep: error: ") and said in lines[0], lines
+    assert not (tmp_path / "out").exists()     # checked before any output is touched

@@ -146,7 +146,9 @@ def make_plan(recipe, source, require_square=True):
                           "every frame needs a (y, x) position")
     num_frames = min(n_meta, prep.num_frames) if prep.num_frames else n_meta
     if num_frames < 1:
-        raise SourceError("the source has no frames to prepare")
+        raise SourceError(f"{source.where()} has no frames to prepare; check the path and "
+                          "dataset, or wait until the detector has written frames (ptyprep watch "
+                          "follows a scan as it is written)")
     positions = positions[:num_frames]
     bad = np.flatnonzero(~np.isfinite(positions).all(axis=1))
     if len(bad):
