@@ -244,6 +244,10 @@ class Writer(abc.ABC):
 FORMATS = Registry("format", Format, {
     "ptyd": "ptyprep.ptycho.format:PtydFormat",
     "procdata": "ptyprep.saxs.format:ProcdataFormat",
+    "cxi": "ptyprep.exports.cxi:CxiFormat",
+    "ptychodus": "ptyprep.exports.ptychodus:PtychodusFormat",
+    "ptylab": "ptyprep.exports.ptylab:PtylabFormat",
+    "fold_slice": "ptyprep.exports.fold_slice:FoldSliceFormat",
 }, group="ptyprep.formats", hint="(see `ptyprep formats`)")
 
 

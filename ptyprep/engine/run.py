@@ -66,8 +66,11 @@ def run_scans(comm, scans, writers, manager=None, progress=None):
             writer.end(current)
 
 
-def run(recipe, comm=None):
+def run(recipe, comm=None, formats=None):
     """Prepare the scan of ``recipe`` and write every output it names (collective under MPI).
+
+    ``formats``, when given, are the :class:`~ptyprep.engine.formats.Format` objects to run
+    instead of those the recipe names (``ptyprep export`` points one at its own path).
 
     Returns
     -------
@@ -76,7 +79,7 @@ def run(recipe, comm=None):
         format does not count frames) and ``seconds`` taken.
     """
     comm = comm or world()
-    formats = recipe_formats(recipe)
+    formats = formats or recipe_formats(recipe)
     lead = formats[0]
     lead.check_input()
     for fmt in formats:

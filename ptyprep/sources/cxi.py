@@ -4,22 +4,44 @@ Paths read, below ``/<entry>`` (default ``entry_1``):
 
 ===========================================  =============================================
 ``instrument_1/detector_1/data``             frames ``(N, H, W)`` (else ``data_1/data``)
-``instrument_1/detector_1/mask``             optional; nonzero = bad pixel
+``instrument_1/detector_1/mask``             optional; CXI mask bits (below)
 ``instrument_1/detector_1/distance``         metres
-``instrument_1/detector_1/y_pixel_size``     metres (``x_pixel_size`` likewise)
+``instrument_1/detector_1/y_pixel_size``     metres (``x_pixel_size`` likewise); optional
+                                             when ``basis_vectors`` is given
 ``instrument_1/detector_1/corner_position``  optional ``(x, y, z)`` metres of the first pixel's corner
+``instrument_1/detector_1/basis_vectors``    optional ``(2, 3)`` metres: the step from pixel
+                                             ``(0, 0)`` to ``(1, 0)`` and to ``(0, 1)``
 ``instrument_1/source_1/energy``             joules (else ``source_1/wavelength``, metres)
 ``sample_1/geometry_1/translation``          ``(N, 3)`` metres, CXI order ``(x, y, z)``
 ===========================================  =============================================
 
-CXI mask bits: some bits of a CXI mask are informational only, but this reader
-treats **any nonzero value as an unusable pixel** (valid = ``mask == 0``), the
-safe choice for ptychography.  A ``units`` attribute, when present, is honoured
-over the CXI default unit.  The beam centre comes from ``corner_position``
-(the optical axis is at ``x = y = 0``: ``row = -corner_y / psize_y - 0.5``,
-``col = -corner_x / psize_x - 0.5``) when the file has one; the ``beam_center``
-option overrides it.  Frames are read through :class:`~ptyprep.sources.hdf5.HDF5Source`,
-so ROI reads touch only the requested hyperslab.
+Geometry follows CXI 1.6, section "The orientation of pixel detectors": the centre
+of pixel ``(r, k)`` lies at ``corner + (r + 0.5) b_row + (k + 0.5) b_col`` and, without
+``basis_vectors``, ``b_row = (0, -y_pixel_size, 0)`` and ``b_col = (-x_pixel_size, 0, 0)``
+(rows run along -y, columns along -x).  The beam centre is the optical axis ``x = y = 0``
+solved on that grid (:func:`axis_from_corner`); with the default basis it is
+``row = corner_y / psize_y - 0.5``, ``col = corner_x / psize_x - 0.5``.  The
+``beam_center`` option overrides it.
+
+Orientation: ptyprep's frames are the default CXI orientation.  A detector whose
+``basis_vectors`` say it is transposed (rows along x) or flipped (a step along +x or
++y) is reoriented on read, so :meth:`CXISource.read_frames` (ROI reads included: a
+window of the reoriented frame is mapped back to the stored one, and only that
+hyperslab is read), :meth:`CXISource.read_valid`, the frame shape, the pixel size
+``(y, x)`` and the beam centre all describe the default orientation.  A rotated or
+tilted basis (not one of the 8 axis-aligned orientations) is refused.  Without
+``x/y_pixel_size`` the pixel size is the basis vectors' lengths; with them, both must
+agree.
+
+CXI mask bits (CXI 1.6, Detector class, "Definition of each bit in the mask"):
+``0x1`` invalid, ``0x2`` saturated, ``0x4`` hot, ``0x8`` dead, ``0x10`` shadowed,
+``0x80`` bad, ``0x200`` missing (module gap) and ``0x400`` noisy make a pixel
+unusable; ``0x1000`` ("signal above the background") is informational and ignored.
+Bits with no standard meaning may mean anything, so they count as bad too (the safe
+choice for ptychography): valid = ``(mask & ~0x1000) == 0``.  A ``units`` attribute,
+when present, is honoured over the CXI default unit.  Frames are read through
+:class:`~ptyprep.sources.hdf5.HDF5Source`, so ROI reads touch only the requested
+hyperslab.
 """
 
 from pathlib import Path
@@ -27,9 +49,175 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RecipeError, SourceError
+from ..ptycho.frames import orient, orient_center
 from .base import ScanMeta, ScanSource
-from ._common import H5Files, LENGTH_UNITS, check_number, check_positions, unit_factor
+from ._common import (H5Files, LENGTH_UNITS, check_number, check_positions, unit_factor,
+                      valid_from_mask)
 from .hdf5 import HDF5Source
+
+#: CXI 1.6 Detector mask bits that only inform (``CXI_PIXEL_HAS_SIGNAL``); every other
+#: set bit makes a pixel unusable.
+CXI_INFORMATIONAL_BITS = 0x1000
+#: The default CXI orientation, as ptyprep's ``(transpose, flipud, fliplr)``.
+DEFAULT_ORIENTATION = (False, False, False)
+#: Largest off-axis component of a basis vector, relative to its length, still taken as
+#: axis-aligned (rounding in the writer, not a rotation).
+AXIS_TOLERANCE = 1e-6
+#: Largest relative difference between ``x/y_pixel_size`` and the basis vectors' lengths.
+PSIZE_RTOL = 1e-6
+
+
+def default_basis(psize_yx):
+    """The CXI default ``basis_vectors`` for a pixel of ``(y, x)`` metres.
+
+    Returns
+    -------
+    (2, 3) float64 ndarray
+        ``[[0, -psize_y, 0], [-psize_x, 0, 0]]``: rows run along -y, columns along -x.
+    """
+    py, px = (float(v) for v in psize_yx)
+    return np.array([[0.0, -py, 0.0], [-px, 0.0, 0.0]])
+
+
+def _axis_of(vector):
+    """``(axis, sign)`` of an axis-aligned step: axis 0 = x, 1 = y; ValueError otherwise."""
+    v = np.asarray(vector, dtype=np.float64)
+    length = float(np.linalg.norm(v))
+    if not np.isfinite(length) or length == 0.0:
+        raise ValueError(f"the step {v.tolist()} has no length")
+    axis = int(np.argmax(np.abs(v[:2])))
+    off = np.delete(v, axis)
+    if np.any(np.abs(off) > AXIS_TOLERANCE * length):
+        kind = "tilted out of the detector plane" if abs(v[2]) > AXIS_TOLERANCE * length \
+            else "rotated"
+        raise ValueError(f"the step {v.tolist()} is {kind}, not along x or y")
+    return axis, (1 if v[axis] > 0 else -1)
+
+
+def _axes(basis):
+    b = np.asarray(basis, dtype=np.float64)
+    if b.shape != (2, 3):
+        raise ValueError(f"basis_vectors has shape {b.shape}, expected (2, 3) for 2-D frames")
+    (row_axis, row_sign), (col_axis, col_sign) = _axis_of(b[0]), _axis_of(b[1])
+    if row_axis == col_axis:
+        raise ValueError("both steps run along " + "xy"[row_axis])
+    return b, (row_axis, row_sign), (col_axis, col_sign)
+
+
+def orientation_from_basis(basis):
+    """The reorientation that brings frames stored with ``basis`` to the default one.
+
+    Parameters
+    ----------
+    basis : (2, 3) array_like
+        CXI ``basis_vectors``: the step from pixel ``(0, 0)`` to ``(1, 0)`` and to
+        ``(0, 1)`` in ``(x, y, z)``.
+
+    Returns
+    -------
+    (bool, bool, bool)
+        ptyprep's ``(transpose, flipud, fliplr)`` (:func:`ptyprep.ptycho.frames.orient`)
+        such that the oriented rows run along -y and the columns along -x.
+
+    Raises
+    ------
+    ValueError
+        If ``basis`` is not ``(2, 3)`` or not one of the 8 axis-aligned orientations.
+
+    Examples
+    --------
+    >>> orientation_from_basis([[0, -75e-6, 0], [-55e-6, 0, 0]])
+    (False, False, False)
+    >>> orientation_from_basis([[-55e-6, 0, 0], [0, 75e-6, 0]])
+    (True, True, False)
+    """
+    _, (row_axis, row_sign), (col_axis, col_sign) = _axes(basis)
+    transpose = row_axis == 0                       # stored rows run along x
+    y_sign, x_sign = (col_sign, row_sign) if transpose else (row_sign, col_sign)
+    return (transpose, y_sign > 0, x_sign > 0)     # the default steps are -y and -x
+
+
+def psize_from_basis(basis):
+    """Pixel size ``(y, x)`` in metres: the lengths of the steps along y and along x."""
+    b, (row_axis, _), _ = _axes(basis)
+    lengths = np.linalg.norm(b, axis=1)
+    return (float(lengths[1]), float(lengths[0])) if row_axis == 0 else \
+        (float(lengths[0]), float(lengths[1]))
+
+
+def axis_from_corner(corner_xyz, basis):
+    """Where the optical axis (``x = y = 0``) falls on the stored pixel grid.
+
+    The centre of pixel ``(r, k)`` is ``c + (r + 0.5) b_row + (k + 0.5) b_col`` (CXI
+    1.6); the x and y components of ``c + u b_row + v b_col = 0`` are solved for
+    ``(u, v)``, so any basis whose steps are not parallel in the x-y plane works.
+
+    Parameters
+    ----------
+    corner_xyz : (3,) array_like
+        ``corner_position``, metres (``z`` is not used).
+    basis : (2, 3) array_like
+        ``basis_vectors``, metres.
+
+    Returns
+    -------
+    (float, float)
+        ``(row, col)`` in pixels of the stored frame (pixel centres at integers).
+
+    Raises
+    ------
+    ValueError
+        If the two steps are parallel in the x-y plane.
+
+    Examples
+    --------
+    >>> axis_from_corner([1.0, 1.5, 2.0], default_basis((0.5, 0.5)))
+    (2.5, 1.5)
+    """
+    b = np.asarray(basis, dtype=np.float64)
+    c = np.asarray(corner_xyz, dtype=np.float64).ravel()
+    m = b[:, :2].T                                  # columns: b_row_xy, b_col_xy
+    if abs(np.linalg.det(m)) <= 1e-12 * float(np.abs(m).max()) ** 2:
+        raise ValueError("the basis vectors are parallel in the x-y plane")
+    u, v = np.linalg.solve(m, -c[:2])
+    return (float(u) - 0.5, float(v) - 0.5)
+
+
+def stored_roi(roi, shape, orientation):
+    """The window of the stored frame that :func:`~ptyprep.ptycho.frames.orient` turns
+    into ``roi`` of the oriented frame.
+
+    Parameters
+    ----------
+    roi : (row0, row1, col0, col1)
+        Half-open window of the oriented frame.
+    shape : (int, int)
+        Shape of the oriented frame.
+    orientation : (bool, bool, bool)
+        ``(transpose, flipud, fliplr)``.
+
+    Returns
+    -------
+    (int, int, int, int)
+        ``(row0, row1, col0, col1)`` on the stored frame;
+        ``orient(stored[:, r0:r1, c0:c1]) == orient(stored)[:, roi]``.
+    """
+    r0, r1, c0, c1 = (int(v) for v in roi)
+    h, w = (int(v) for v in shape)
+    transpose, flipud, fliplr = orientation
+    if fliplr:
+        c0, c1 = w - c1, w - c0
+    if flipud:
+        r0, r1 = h - r1, h - r0
+    return (c0, c1, r0, r1) if transpose else (r0, r1, c0, c1)
+
+
+def valid_from_cxi_mask(mask):
+    """``True`` where no bit but the informational ``0x1000`` is set (CXI 1.6 mask)."""
+    m = np.asarray(mask)
+    if not np.issubdtype(m.dtype, np.integer):
+        m = m.astype(np.int64)
+    return (m.astype(np.int64) & ~np.int64(CXI_INFORMATIONAL_BITS)) == 0
 
 
 class CXISource(ScanSource):
@@ -46,7 +234,7 @@ class CXISource(ScanSource):
     psize_m : float or [y, x], optional
         Override the file's pixel size (m).
     beam_center : [row, col], optional
-        Override the optical axis on the raw frame (pixels).
+        Override the optical axis on the (reoriented) frame (pixels).
     num_frames : int
         Use only the first ``num_frames`` frames (0 = all).
     label : str, optional
@@ -77,6 +265,8 @@ class CXISource(ScanSource):
         self._files = H5Files(path)
         self._h5 = None
         self._meta = None
+        self._valid = None
+        self._orientation = DEFAULT_ORIENTATION
 
     def _has(self, rel):
         return f"{self.entry}/{rel}" in self._files.file(self.path)
@@ -98,34 +288,104 @@ class CXISource(ScanSource):
             elif energy is None and self._has("instrument_1/source_1/wavelength"):
                 energy = f"{self.entry}/instrument_1/source_1/wavelength"
                 energy += "" if self._unit(energy) else " [m]"
-            psize = self.overrides["psize_m"]
-            if psize is None and self._has(det + "y_pixel_size") and self._has(det + "x_pixel_size"):
-                psize = [f"{self.entry}/{det}y_pixel_size", f"{self.entry}/{det}x_pixel_size"]
             self._h5 = HDF5Source(
-                self.path, frames=frames, mask=self._first(det + "mask"), mask_valid_value=0,
-                energy_keV=energy, distance_m=self.overrides["distance_m"]
+                self.path, frames=frames, energy_keV=energy,
+                distance_m=self.overrides["distance_m"]
                 if self.overrides["distance_m"] is not None else self._first(det + "distance"),
-                psize_m=psize, beam_center=self.beam_center, num_frames=self.num_frames,
-                label=self.label or Path(self.path).stem)
+                num_frames=self.num_frames, label=self.label or Path(self.path).stem)
         return self._h5
 
     def _unit(self, inner):
         return self._files.file(self.path)[inner].attrs.get("units")
 
+    def _lengths(self, inner, what):
+        """Flat float64 metres of dataset ``inner`` (``units`` attribute, else metres)."""
+        v, unit = self._files.values(inner, what)
+        return v * unit_factor(unit or "m", LENGTH_UNITS, what)
+
+    def _override_psize(self):
+        """``(y, x)`` metres of the ``psize_m`` option, or None."""
+        value = self.overrides["psize_m"]
+        if value is None:
+            return None
+        return tuple(float(v) for v in (value if isinstance(value, list) else [value, value]))
+
+    def _file_psize(self):
+        """``(y, x)`` metres from ``y/x_pixel_size``, or None when either is missing."""
+        det = "instrument_1/detector_1/"
+        if not (self._has(det + "y_pixel_size") and self._has(det + "x_pixel_size")):
+            return None
+        return tuple(float(self._lengths(f"{self.entry}/{det}{a}_pixel_size",
+                                         f"{a}_pixel_size")[0]) for a in "yx")
+
+    def _basis(self, spec, file_psize):
+        """Orientation and pixel size ``(y, x)`` from ``basis_vectors`` at ``spec``."""
+        obj, unit = self._files.node(spec, "basis_vectors")
+        b = np.asarray(obj[()], dtype=np.float64)
+        b = b * unit_factor(unit or "m", LENGTH_UNITS, "basis_vectors")
+        while b.ndim > 2 and b.shape[0] == 1:
+            b = b[0]
+        try:
+            orientation = orientation_from_basis(b)
+            psize = psize_from_basis(b)
+        except ValueError as exc:
+            raise SourceError(f"{spec} in {self.path!r} is not an axis-aligned 2-D detector "
+                              f"basis ({exc}); ptyprep reads only the 8 orientations with rows "
+                              "and columns along x or y, so resample the frames or rewrite "
+                              "basis_vectors as [[0, -psize_y, 0], [-psize_x, 0, 0]] (or a "
+                              "transpose/sign change of it)") from None
+        if file_psize is not None and self.overrides["psize_m"] is None and not np.allclose(
+                file_psize, psize, rtol=PSIZE_RTOL, atol=0):
+            raise SourceError(f"{spec} in {self.path!r} has steps of {psize[0]:g} m along y and "
+                              f"{psize[1]:g} m along x but y/x_pixel_size say {file_psize[0]:g} "
+                              f"and {file_psize[1]:g} m; fix the file, or give psize_m = [y, x]")
+        return b, orientation, psize
+
     def read_meta(self):
         if self._meta is None:
             meta = self._delegate().read_meta()
-            center, corner = meta.beam_center, self._first("instrument_1/detector_1/corner_position")
+            det = "instrument_1/detector_1/"
             extra = {"source": "cxi", "file": self.path, "entry": self.entry,
-                     "mask_rule": "valid = (CXI mask == 0); every nonzero bit counts as bad"}
+                     "mask_rule": "valid = (CXI mask & ~0x1000) == 0; 0x1000 (signal above "
+                                  "background) is informational, every other set bit counts "
+                                  "as bad"}
+            file_psize = self._file_psize()
+            psize = self._override_psize()
+            basis_spec, basis = self._first(det + "basis_vectors"), None
+            if basis_spec is not None:
+                basis, self._orientation, basis_psize = self._basis(basis_spec, file_psize)
+                psize = psize or basis_psize
+                extra["basis_vectors_m"] = basis.tolist()
+                extra["reoriented"] = list(self._orientation)
+            else:
+                psize = psize or file_psize
+                if psize is not None:
+                    basis = default_basis(psize)
+            center = None if self.beam_center is None else tuple(float(v) for v in
+                                                                 self.beam_center)
+            corner = self._first(det + "corner_position")
             if corner is not None:
-                xyz, unit = self._files.values(corner, "corner_position")
-                xyz = xyz * unit_factor(unit or "m", LENGTH_UNITS, "corner_position")
+                xyz = self._lengths(corner, "corner_position")
                 extra["corner_position_m"] = xyz.tolist()
-                if center is None and meta.psize_m is not None and xyz.size >= 2:
-                    center = (-xyz[1] / meta.psize_m[0] - 0.5, -xyz[0] / meta.psize_m[1] - 0.5)
-            self._meta = ScanMeta(meta.num_frames, meta.frame_shape, meta.dtype, meta.energy_keV,
-                                  meta.distance_m, meta.psize_m, center, meta.label, extra)
+                if center is None and basis is not None and xyz.size >= 2:
+                    try:
+                        stored = axis_from_corner(np.append(xyz[:2], 0.0), basis)
+                    except ValueError as exc:
+                        raise SourceError(f"{basis_spec} in {self.path!r}: {exc}; give the "
+                                          "beam_center option") from None
+                    center, _ = orient_center(stored, meta.frame_shape, self._orientation)
+            shape = tuple(int(n) for n in meta.frame_shape)
+            shape = shape[::-1] if self._orientation[0] else shape
+            mask = self._first(det + "mask")
+            if mask is not None:
+                obj, _ = self._files.node(mask, "mask")
+                # valid_from_mask drops leading length-1 axes and checks the frame shape
+                valid = valid_from_mask(valid_from_cxi_mask(obj[()]), True, meta.frame_shape,
+                                        f"{mask} in {self.path!r}")
+                self._valid = np.ascontiguousarray(orient(valid, self._orientation))
+            self._meta = ScanMeta(meta.num_frames, shape, meta.dtype,
+                                  meta.energy_keV, meta.distance_m, psize, center, meta.label,
+                                  extra)
         return self._meta
 
     def read_positions(self):
@@ -146,13 +406,17 @@ class CXISource(ScanSource):
 
     def read_valid(self):
         self.read_meta()
-        return self._delegate().read_valid()
+        return self._valid
 
     def read_frames(self, indices, roi=None):
-        return self._delegate().read_frames(indices, roi)
+        meta = self.read_meta()
+        if self._orientation == DEFAULT_ORIENTATION:
+            return self._delegate().read_frames(indices, roi)
+        raw = None if roi is None else stored_roi(roi, meta.frame_shape, self._orientation)
+        return np.ascontiguousarray(orient(self._delegate().read_frames(indices, raw),
+                                           self._orientation))
 
     def close(self):
         if self._h5 is not None:
             self._h5.close()
         self._files.close()
-

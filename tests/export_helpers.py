@@ -1,0 +1,23 @@
+"""A small prepared scan for the export tests (imported by test modules, not collected)."""
+
+from pathlib import Path
+
+import ptyprep
+from ptyprep.demo import DEMO_RECIPE
+
+
+def demo_recipe(folder, formats=("ptyd",), save="link", frames=60, chunk_frames=20):
+    """The demo's simulated far-field scan (off-centre beam, module gap, dead and hot
+    pixels), ``frames`` of 128², writing ``folder/scan.ptyd`` and the exports ``formats``."""
+    folder = Path(folder)
+    path = folder / "scan.toml"
+    path.write_text(DEMO_RECIPE.format(recipe=path))
+    return ptyprep.load_recipe(path, overrides={
+        "source.num_frames": frames, "output.save": save, "output.dfile": "scan.ptyd",
+        "output.chunk_frames": chunk_frames, "output.format": list(formats)})
+
+
+def demo_ptyd(folder, save="link", frames=60):
+    """Prepare the demo scan as ``folder/scan.ptyd``; return its path."""
+    ptyprep.run(demo_recipe(folder, save=save, frames=frames))
+    return Path(folder) / "scan.ptyd"
