@@ -13,7 +13,7 @@ from .sources.base import ScanMeta, ScanSource
 from .engine.stack import FrameStack
 
 __all__ = [
-    "__version__", "load_recipe", "Recipe", "run", "iter_chunks", "read_ptyd",
+    "__version__", "load_recipe", "Recipe", "run", "iter_chunks", "read_ptyd", "export",
     "ScanSource", "ScanMeta", "FrameStack", "register_source", "get_source", "source_names",
     "PtyprepError", "RecipeError", "SourceError", "LayoutError", "OutputError", "OtherRankError",
     "Format", "register_format", "format_names",
@@ -23,6 +23,7 @@ _LAZY = {
     "run": ("ptyprep.engine.run", "run"),
     "iter_chunks": ("ptyprep.engine.run", "iter_chunks"),
     "read_ptyd": ("ptyprep.sources.ptyd", "read_ptyd"),
+    "export": ("ptyprep.exports.convert", "export"),
     "Format": ("ptyprep.engine.formats", "Format"),
     "register_format": ("ptyprep.engine.formats", "register_format"),
     "format_names": ("ptyprep.engine.formats", "format_names"),

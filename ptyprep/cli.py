@@ -107,6 +107,26 @@ def build_parser():
     p.add_argument("--dataset", metavar="PATH", default=None,
                    help="raw files: HDF5 path of the frames to draw (default: the 3-D "
                         "dataset holding the most data)")
+    p = add_parser("export", help="convert a prepared scan (.ptyd) for another reconstruction "
+                                  "code: cxi | ptychodus | ptylab | fold_slice",
+                   description="Convert a prepared scan (.ptyd, any save mode) for another "
+                               "reconstruction code, without the raw data: the same arrays a "
+                               "recipe with [output] format = [\"ptyd\", FORMAT] writes. Runs "
+                               "under mpiexec too.",
+                   epilog="examples:\n  ptyprep export scan.ptyd --to cxi          # scan.cxi\n"
+                          "  ptyprep export scan.ptyd --to ptychodus    # scan_ptychodus/\n"
+                          "  ptyprep export scan.ptyd --to ptylab --out /data/p.hdf5",
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", metavar="FILE.ptyd", help="the prepared scan")
+    p.add_argument("--to", required=True, metavar="FORMAT",
+                   help="cxi (CXI 1.6, as ptychodus reads it), ptychodus (diffraction.h5 and "
+                        "product.h5, also for pty-chi), ptylab (PtyLab's CPM hdf5) or "
+                        "fold_slice (PtychoShelves/fold_slice hdf5)")
+    p.add_argument("--out", metavar="PATH", default=None,
+                   help="where to write (default: beside FILE with the format's name: "
+                        "scan.cxi, scan_ptychodus/, scan_ptylab.hdf5, scan_fold_slice.h5)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output (once the new one is complete)")
     add_parser("sources", help="list registered sources and their options")
     add_parser("formats", help="list registered output formats ([output] format)")
     p = add_parser("demo", help="simulate a scan, prepare it, show the result",
@@ -226,6 +246,14 @@ def _cmd_plot(args, comm):
         print(f"wrote {path}")
 
 
+def _cmd_export(args, comm):
+    from .exports import export
+
+    result = export(args.file, args.to, out=args.out, overwrite=args.overwrite, comm=comm)
+    if comm.rank == 0:
+        print(f"wrote {result['path']} ({result['frames']} frames)")
+
+
 def _cmd_sources(args, comm):
     from .validate import describe_sources
 
@@ -247,7 +275,8 @@ def _cmd_demo(args, comm):
 
 
 COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate,
-            "inspect": _cmd_inspect, "plot": _cmd_plot, "sources": _cmd_sources,
+            "inspect": _cmd_inspect, "plot": _cmd_plot, "export": _cmd_export,
+            "sources": _cmd_sources,
             "formats": _cmd_formats, "demo": _cmd_demo}
 
 

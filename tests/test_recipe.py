@@ -332,7 +332,8 @@ def test_non_finite_center_pair_is_rejected(center):
     ({"output": {"save": "copy"}}, "output.save 'copy'", ["append", "link", "merge"]),
     ({"output": {"compression": "zstd"}}, "output.compression 'zstd'",
      ["none", "gzip", "lzf", "bitshuffle", "blosc2"]),
-    ({"output": {"format": "cxi"}}, "output.format 'cxi'", ["ptyd", "procdata"]),
+    ({"output": {"format": "matlab"}}, "output.format 'matlab'",
+     ["ptyd", "procdata", "cxi", "ptychodus", "ptylab", "fold_slice"]),
     ({"prep": {"propagation": "near"}}, "prep.propagation 'near'", ["farfield", "nearfield"]),
 ])
 def test_bad_choice_lists_valid_values(raw, fragment, valid):

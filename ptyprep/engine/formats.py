@@ -35,12 +35,17 @@ from ..errors import OutputError, RecipeError
 from ..sources.plugins import Registry
 
 
-def check_output(path, overwrite):
-    """Raise OutputError if ``path`` cannot be written (before anything is touched)."""
+#: How a recipe says "replace the output" (the hint of "output exists").
+OVERWRITE_HINT = ("set output.overwrite = true (or --set output.overwrite=true) or choose "
+                  "another output.dfile")
+
+
+def check_output(path, overwrite, hint=OVERWRITE_HINT):
+    """Raise OutputError if ``path`` cannot be written (before anything is touched);
+    ``hint`` says how to replace an existing output."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputError(f"output {str(path)!r} exists; set output.overwrite = true "
-                          "(or --set output.overwrite=true) or choose another output.dfile")
+        raise OutputError(f"output {str(path)!r} exists; {hint}")
     if path.is_dir():
         raise OutputError(f"output {str(path)!r} is a directory; output.dfile must name a file")
     parent = path.parent

@@ -9,7 +9,7 @@ arrays are the same either way, serial or under ``mpiexec``.
 from pathlib import Path
 
 from ..engine.formats import get_format
-from ..errors import RecipeError
+from ..errors import RecipeError, SourceError
 from ..recipe import load_recipe
 from .format import ExportFormat
 
@@ -65,8 +65,11 @@ def export(ptyd, to, out=None, overwrite=False, comm=None):
     from ..engine.run import run
 
     cls = export_format(to)
+    if not Path(ptyd).is_file():
+        raise SourceError(f"no .ptyd file at {str(ptyd)!r}; give the prepared scan to export")
     recipe = export_recipe(ptyd, to, overwrite)
     fmt = cls(recipe)
+    fmt.overwrite_hint = "pass --overwrite (overwrite=True) or choose another --out"
     if out is not None:
         fmt.out = Path(out)
     result = run(recipe, comm, formats=[fmt])

@@ -14,8 +14,8 @@ cannot be copied as one file.
 import numpy as np
 
 from ..engine.collective import after_all, gather, on_root
-from ..engine.formats import Writer, check_output
-from ..errors import OutputError, writing
+from ..engine.formats import OVERWRITE_HINT, Writer, check_output
+from ..errors import OutputError, RecipeError, writing
 from ..layout import files as F
 from ..ptycho.format import PtychoFormat
 
@@ -40,6 +40,10 @@ class ExportFormat(PtychoFormat):
     file_class = None
     #: an explicit output path (``ptyprep export --out``); None: beside ``dfile``
     out = None
+    #: how to replace an existing output, for "output exists"
+    overwrite_hint = OVERWRITE_HINT
+    #: what ``ptyprep formats`` says instead of watching it
+    watch_instead = "watch ptyd, then ptyprep export FILE.ptyd --to FORMAT"
 
     @property
     def target(self):
@@ -54,15 +58,19 @@ class ExportFormat(PtychoFormat):
         target = self.target
         if self.file_class.is_folder and target.is_dir():
             if not overwrite:
-                raise OutputError(f"output {str(target)!r} exists; set output.overwrite = true "
-                                  "(or --set output.overwrite=true) or choose another "
-                                  "output.dfile")
+                raise OutputError(f"output {str(target)!r} exists; {self.overwrite_hint}")
             check_output(F.incomplete_name(target), True)     # its folder writable
         else:
-            check_output(target, overwrite)
+            check_output(target, overwrite, self.overwrite_hint)
 
     def check_plan(self, plan):
         """Raise a PtyprepError if this format cannot hold the prepared scan (default none)."""
+
+    def follower(self, comm, **options):
+        raise RecipeError(f"format {self.name!r} is not grown while a scan is acquired: watch "
+                          "with output.format = 'ptyd', then `ptyprep export "
+                          f"{self.dfile.name} --to {self.name}` (or `ptyprep run` after the "
+                          "scan)")
 
     def writer(self, job, comm):
         self.check_plan(job.plan)

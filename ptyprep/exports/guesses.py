@@ -80,7 +80,8 @@ def object_extent(positions, probe_shape, pixel_m, margin_px=8):
     else:
         low = high = np.zeros(2)
     span_px = (high - low) / np.asarray(pixel_m, dtype=np.float64)
-    shape = tuple(int(2 * np.ceil((np.ceil(s) + p + 2 * margin_px) / 2))
+    span_px = np.ceil(np.round(span_px, 6))        # 30.000000000000004 pixels are 30
+    shape = tuple(int(2 * np.ceil((s + p + 2 * margin_px) / 2))
                   for s, p in zip(span_px, probe_shape))
     return shape, tuple(float(c) for c in (low + high) / 2)
 

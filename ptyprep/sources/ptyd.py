@@ -14,11 +14,15 @@ import numpy as np
 
 from ..errors import LayoutError, SourceError
 from ..layout import ptyd as L
-from .base import ScanMeta, ScanSource, crop_roi
+from .base import ScanMeta, ScanSource
 
 
 class PtydSource(ScanSource):
-    """Frames of a ``.ptyd`` file (any save mode).
+    """Frames of a ``.ptyd`` file (any save mode), read chunk by chunk as asked.
+
+    Only the small arrays (indices, positions) and ``meta`` are read when it opens; frames
+    and weights are read from their chunk groups (or part files) for the indices asked, so
+    a rank holds its share, never the whole scan.
 
     Parameters
     ----------
@@ -32,29 +36,68 @@ class PtydSource(ScanSource):
         if not Path(path).is_file():
             raise SourceError(f"source.path {path!r} does not exist; give a .ptyd file")
         self.path = path
-        self._scan = read_ptyd(path)
-        order = np.argsort(self._scan["indices"], kind="stable")
-        if not np.array_equal(self._scan["indices"][order], np.arange(len(order))):
-            # keep file order; indices are renumbered 0..N-1
-            order = np.arange(len(order))
-        self._order = order
+        self._h5 = None
+        with open_ptyd(path) as (h5, meta, _):
+            groups, indices, positions, rows = [], [], [], []
+            for name in sorted(h5[L.CHUNKS], key=int):
+                try:
+                    group = h5[L.CHUNKS][name]
+                except KeyError:  # dangling external link: part not written yet
+                    continue
+                n = len(group[L.INDICES])
+                groups.append(name)
+                indices.append(group[L.INDICES][()].astype(np.int64))
+                positions.append(group[L.POSITIONS][()])
+                rows.append(np.column_stack([np.full(n, len(groups) - 1), np.arange(n)]))
+                shape, dtype = group[L.DATA].shape[1:], group[L.DATA].dtype
+        if not groups:
+            raise SourceError(f"{str(path)!r} holds no prepared frames yet")
+        self._meta, self._groups = meta, groups
+        self._shape, self._dtype = tuple(shape), dtype
+        indices, positions = np.concatenate(indices), np.concatenate(positions)
+        rows = np.concatenate(rows)
+        order = np.argsort(indices, kind="stable")
+        if not np.array_equal(indices[order], np.arange(len(order))):
+            order = np.arange(len(order))      # keep file order; indices are renumbered 0..N-1
+        self._rows, self._positions = rows[order], positions[order]
 
     def read_meta(self):
-        meta = self._scan["meta"]
+        meta = self._meta
         psize = np.broadcast_to(np.asarray(meta.get("psize"), dtype=float), (2,))
-        return ScanMeta(len(self._order), tuple(self._scan["data"].shape[1:]),
-                        self._scan["data"].dtype, float(meta["energy"]), float(meta["distance"]),
-                        tuple(psize), tuple(np.asarray(meta["center"], dtype=float)),
+        return ScanMeta(len(self._rows), self._shape, self._dtype, float(meta["energy"]),
+                        float(meta["distance"]), tuple(psize),
+                        tuple(np.asarray(meta["center"], dtype=float)),
                         label=meta.get("label"), extra={"ptyd": str(self.path)})
 
     def read_positions(self):
-        return self._scan["positions"][self._order]
+        return self._positions
 
     def read_frames(self, indices, roi=None):
-        return crop_roi(self._scan["data"][self._order[np.asarray(indices)]], roi)
+        return self._read(L.DATA, indices, roi, self._dtype)
 
     def read_frames_valid(self, indices, roi=None):
-        return crop_roi(self._scan["weights"][self._order[np.asarray(indices)]], roi)
+        return self._read(L.WEIGHTS, indices, roi, bool) > 0
+
+    def _read(self, name, indices, roi, dtype):
+        """Rows ``indices`` (scan order) of dataset ``name`` of every chunk, cropped to ``roi``."""
+        if self._h5 is None:
+            self._h5 = h5py.File(self.path, "r")
+        rows = self._rows[np.asarray(indices, dtype=np.int64)]
+        r0, r1, c0, c1 = roi if roi is not None else (0, self._shape[0], 0, self._shape[1])
+        out = np.empty((len(rows), r1 - r0, c1 - c0), dtype=dtype)
+        for g in np.unique(rows[:, 0]):
+            at = np.flatnonzero(rows[:, 0] == g)
+            dataset = self._h5[L.CHUNKS][self._groups[g]][name]
+            picked = rows[at, 1]
+            low, high = int(picked.min()), int(picked.max()) + 1
+            block = dataset[low:high, r0:r1, c0:c1]          # one contiguous read per chunk
+            out[at] = block[picked - low]
+        return out
+
+    def close(self):
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
 
 
 def _entry(key):
