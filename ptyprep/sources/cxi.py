@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RecipeError, SourceError
-from ..ptycho.frames import orient, orient_center
+from ..orientation import orient, orient_center
 from .base import ScanMeta, ScanSource
 from ._common import (H5Files, LENGTH_UNITS, check_number, check_positions, unit_factor,
                       valid_from_mask)
@@ -116,7 +116,7 @@ def orientation_from_basis(basis):
     Returns
     -------
     (bool, bool, bool)
-        ptyprep's ``(transpose, flipud, fliplr)`` (:func:`ptyprep.ptycho.frames.orient`)
+        ptyprep's ``(transpose, flipud, fliplr)`` (:func:`ptyprep.orientation.orient`)
         such that the oriented rows run along -y and the columns along -x.
 
     Raises
@@ -184,7 +184,7 @@ def axis_from_corner(corner_xyz, basis):
 
 
 def stored_roi(roi, shape, orientation):
-    """The window of the stored frame that :func:`~ptyprep.ptycho.frames.orient` turns
+    """The window of the stored frame that :func:`~ptyprep.orientation.orient` turns
     into ``roi`` of the oriented frame.
 
     Parameters
