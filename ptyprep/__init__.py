@@ -23,7 +23,7 @@ _LAZY = {
     "run": ("ptyprep.engine.run", "run"),
     "iter_chunks": ("ptyprep.engine.run", "iter_chunks"),
     "read_ptyd": ("ptyprep.sources.ptyd", "read_ptyd"),
-    "export": ("ptyprep.exports.convert", "export"),
+    "export": ("ptyprep.convert", "export"),
     "Format": ("ptyprep.engine.formats", "Format"),
     "register_format": ("ptyprep.engine.formats", "register_format"),
     "format_names": ("ptyprep.engine.formats", "format_names"),

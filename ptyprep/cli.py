@@ -247,7 +247,7 @@ def _cmd_plot(args, comm):
 
 
 def _cmd_export(args, comm):
-    from .exports import export
+    from .convert import export
 
     result = export(args.file, args.to, out=args.out, overwrite=args.overwrite, comm=comm)
     if comm.rank == 0:

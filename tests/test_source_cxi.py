@@ -8,9 +8,9 @@ import pytest
 import cxi_spec_examples as spec
 from ptyprep.errors import RecipeError, SourceError
 from ptyprep.ptycho.frames import orient
-from ptyprep.sources.cxi import (CXISource, axis_from_corner, default_basis,
-                                 orientation_from_basis, psize_from_basis, stored_roi,
-                                 valid_from_cxi_mask)
+from ptyprep.sources.cxi import CXISource
+from ptyprep.sources.cxi_geometry import (axis_from_corner, default_basis, orientation_from_basis,
+                                          psize_from_basis, stored_roi, valid_from_cxi_mask)
 
 N, H, W = 7, 8, 6
 JOULE_PER_KEV = 1.602176634e-16

@@ -12,10 +12,7 @@ format         output beside ``dfile``          read by
 
 Each is a format of the engine (:mod:`ptyprep.exports.format`): name it in a recipe,
 ``[output] format = ["ptyd", "cxi"]``, and the scan is prepared once for all; or convert
-an existing ``.ptyd`` with :func:`export` (``ptyprep export``).  docs/exports.md lists
+an existing ``.ptyd`` with :func:`ptyprep.export` (``ptyprep export``,
+:mod:`ptyprep.convert`).  docs/exports.md lists
 each code's conventions and where in its sources they come from.
 """
-
-from .convert import export
-
-__all__ = ["export"]

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: h·c in keV·m: wavelength [m] = HC_KEV_M / energy [keV].
-HC_KEV_M = 1.23984198e-9
-#: One electron-volt in joules.
+#: One electron-volt in joules (exact, SI 2019).
 ELECTRON_VOLT_J = 1.602176634e-19
+#: h·c in keV·m from the exact SI constants: wavelength [m] = HC_KEV_M / energy [keV].
+HC_KEV_M = 6.62607015e-34 * 299792458.0 / ELECTRON_VOLT_J / 1e3
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ arrays are the same either way, serial or under ``mpiexec``.
 
 from pathlib import Path
 
-from ..engine.formats import get_format
-from ..errors import RecipeError, SourceError
-from ..recipe import load_recipe
-from .format import ExportFormat
+from .engine.formats import get_format
+from .errors import RecipeError, SourceError
+from .recipe import load_recipe
+from .sources.ptyd import open_ptyd
+from .exports.format import ExportFormat
 
 #: The export formats by name, in the order ``--help`` lists them.
 EXPORTS = ("cxi", "ptychodus", "ptylab", "fold_slice")
@@ -30,11 +31,14 @@ def export_format(name):
 
 
 def export_recipe(ptyd, to, overwrite=False):
-    """The recipe that re-prepares ``ptyd`` unchanged and writes format ``to`` beside it."""
+    """The recipe that re-prepares ``ptyd`` unchanged (its propagation kept) and writes
+    format ``to`` beside it."""
     ptyd = Path(ptyd).resolve()
+    with open_ptyd(ptyd) as (_, meta, _):
+        propagation = meta.get("propagation") or "farfield"      # near field stays near field
     return load_recipe({
         "source": {"name": "ptyd", "path": str(ptyd)},
-        "prep": {"center": "geometric"},
+        "prep": {"center": "geometric", "propagation": str(propagation)},
         "output": {"format": [to], "dfile": str(ptyd), "overwrite": bool(overwrite)},
     }, base_dir=ptyd.parent)
 
@@ -62,7 +66,7 @@ def export(ptyd, to, out=None, overwrite=False, comm=None):
     dict
         ``path`` written and ``frames``.
     """
-    from ..engine.run import run
+    from .engine.run import run
 
     cls = export_format(to)
     if not Path(ptyd).is_file():
