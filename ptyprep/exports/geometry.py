@@ -73,6 +73,9 @@ class ScanGeometry:
 
     @property
     def sample_pixel_m(self):
-        """Pixel of the sample plane ``(y, x)`` in metres: λ z / (N · psize) per axis."""
+        """Pixel of the sample plane ``(y, x)`` in metres: λ z / (N · psize) per axis in the
+        far field; in the near field the (Fresnel-scaled) detector pixel itself."""
+        if self.propagation == "nearfield":
+            return tuple(float(p) for p in self.psize_m)
         return tuple(self.wavelength_m * self.distance_m / (n * p)
                      for n, p in zip(self.shape, self.psize_m))

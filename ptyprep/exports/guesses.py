@@ -9,7 +9,9 @@ reconstruction usually starts from:
   total intensity is the mean count per frame), centred in its array;
 * the object: ones, covering every probe footprint with a margin.
 
-Both on the sample-plane pixel λz/(N·psize) (:attr:`ScanGeometry.sample_pixel_m`).
+Both on the sample-plane pixel λz/(N·psize) (:attr:`ScanGeometry.sample_pixel_m`).  In the
+near field the detector sees the probe's own plane: the probe guess is ``sqrt(mean)`` on
+the detector pixel (:func:`nearfield_probe`).
 """
 
 import numpy as np
@@ -51,6 +53,12 @@ def initial_probe(mean, center=None):
     amplitude = np.roll(amplitude, (-cy, -cx), axis=(0, 1))       # axis to pixel (0, 0)
     probe = np.fft.fftshift(np.fft.ifft2(amplitude, norm="ortho"))
     return probe.astype(np.complex64)
+
+
+def nearfield_probe(mean):
+    """A near-field probe guess: ``sqrt(mean)``, flat phase, ``(H, W)`` complex64
+    (``sum |probe|² == sum(mean)``, as :func:`initial_probe`)."""
+    return np.sqrt(np.clip(np.asarray(mean, dtype=np.float64), 0, None)).astype(np.complex64)
 
 
 def object_extent(positions, probe_shape, pixel_m, margin_px=8):

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..layout import files as F
 from .geometry import ScanGeometry
-from .guesses import initial_object, initial_probe, mean_pattern, object_extent
+from .guesses import (initial_object, initial_probe, mean_pattern, nearfield_probe,
+                      object_extent)
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,8 @@ class ExportFile:
 
     # -- helpers for the formats -----------------------------------------------------------------
     def guesses(self, summary):
-        """The initial probe and object (see :mod:`ptyprep.exports.guesses`).
+        """The initial probe and object (see :mod:`ptyprep.exports.guesses`), on the
+        sample-plane pixel :attr:`~ptyprep.exports.geometry.ScanGeometry.sample_pixel_m`.
 
         Returns
         -------
@@ -194,7 +196,10 @@ class ExportFile:
         object_center_m : (float, float)
             ``(y, x)`` of the object's centre, metres.
         """
-        probe = initial_probe(summary.mean(), self.geometry.center)
+        if self.geometry.propagation == "nearfield":
+            probe = nearfield_probe(summary.mean())
+        else:
+            probe = initial_probe(summary.mean(), self.geometry.center)
         shape, center = object_extent(summary.positions, probe.shape,
                                       self.geometry.sample_pixel_m)
         return probe, initial_object(shape), center
