@@ -4,7 +4,10 @@ recipe in experiments/ (after the command of its ``# inputs:`` line).
 A block is marked to run by an HTML comment on the line before its fence:
 
 * ``<!-- run -->`` before a ``bash`` or ``python`` block: run it;
-* ``<!-- run: file NAME -->`` before any block: write its text to ``NAME``.
+* ``<!-- run: file NAME -->`` before any block: write its text to ``NAME``;
+* ``<!-- run: needs MODULE[,MODULE] -->`` before a ``bash`` or ``python`` block: run it when
+  those modules are installed (another code's reader from the ``interop`` extra, which CI
+  installs), else leave it out.
 
 The marked blocks of one document run in order as one bash script (``set -e``; a ``cd``
 carries on; python blocks through ``python -``), in a fresh folder that holds links to the
@@ -13,6 +16,7 @@ checkout's ``tests/`` and ``experiments/`` (as a checkout's root would), with th
 and cluster launch lines are in blocks that are not marked.
 """
 
+import importlib.util
 import os
 import re
 import shutil
@@ -24,7 +28,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-MARK = re.compile(r"^<!-- run(?::\s*file\s+(?P<file>\S+))?\s*-->\s*$")
+MARK = re.compile(r"^<!-- run(?::\s*(?:file\s+(?P<file>\S+)|needs\s+(?P<needs>\S+)))?\s*-->\s*$")
 FENCE = re.compile(r"^```(?P<lang>\w*)\s*$")
 
 
@@ -40,6 +44,9 @@ def marked_blocks(text):
             code = "\n".join(lines[k + 2:end]) + "\n"
             if mark["file"]:
                 blocks.append(("file", mark["file"], code))
+            elif mark["needs"] and not all(importlib.util.find_spec(m) for m in
+                                           mark["needs"].split(",")):
+                pass                     # another code's reader, not installed here
             else:
                 assert lang in ("bash", "python"), f"a marked block must be bash or python: {lang}"
                 blocks.append(("run", lang, code))
@@ -72,8 +79,11 @@ def tutorial_env():
 
 def test_marked_blocks_are_found():
     text = "<!-- run -->\n```bash\necho hi\n```\n```bash\nnot run\n```\n" \
-           "<!-- run: file a/r.toml -->\n```toml\nx = 1\n```\n"
-    assert marked_blocks(text) == [("run", "bash", "echo hi\n"), ("file", "a/r.toml", "x = 1\n")]
+           "<!-- run: file a/r.toml -->\n```toml\nx = 1\n```\n" \
+           "<!-- run: needs numpy,h5py -->\n```python\nimport numpy\n```\n" \
+           "<!-- run: needs no_such_module_here -->\n```python\nimport it\n```\n"
+    assert marked_blocks(text) == [("run", "bash", "echo hi\n"), ("file", "a/r.toml", "x = 1\n"),
+                                   ("run", "python", "import numpy\n")]
 
 
 @pytest.mark.parametrize("document", [d for d in DOCUMENTS if marked_blocks(d.read_text())],
