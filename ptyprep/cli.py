@@ -20,6 +20,9 @@ from ._version import __version__
 from .errors import OtherRankError, PtyprepError, WriteFault, write_fault
 
 ABORT_GRACE_S = 1.0
+#: Seconds between printing a failure and aborting the job: mpiexec forwards a rank's
+#: stderr asynchronously, and an abort can end the forwarding before the line is out.
+FORWARD_S = 0.2
 
 EXAMPLES = """\
 examples:
@@ -372,6 +375,7 @@ def _fail(comm, code, line, exc, debug):
         time.sleep(ABORT_GRACE_S)
     print(line.replace("\n", " "), file=sys.stderr, flush=True)
     if comm.size > 1:
+        time.sleep(FORWARD_S)       # let the launcher forward the line before the abort
         comm.abort(code)
     if isinstance(exc, WriteFault) or (exc is not None and isinstance(exc.__context__,
                                                                      WriteFault)):

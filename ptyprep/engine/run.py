@@ -79,11 +79,12 @@ def run(recipe, comm=None, formats=None):
         format does not count frames) and ``seconds`` taken.
     """
     comm = comm or world()
-    formats = formats or recipe_formats(recipe)
-    lead = formats[0]
-    lead.check_input()
-    for fmt in formats:
-        fmt.check()
+    with everywhere(comm):    # bad input, alike on every rank: each ends by itself, no abort
+        formats = formats or recipe_formats(recipe)
+        lead = formats[0]
+        lead.check_input()
+        for fmt in formats:
+            fmt.check()
     t0 = time.perf_counter()
     with writing(lead.dfile), lead.open(comm) as job:
         writers = []
