@@ -43,12 +43,15 @@ def describe_formats():
     for name, cls in _loaded(format_names(), get_format, lines):
         leads = cls.open is not Format.open
         follows = cls.follower is not Format.follower and not getattr(cls, "watch_instead", "")
+        grows_beside = cls.companion is not Format.companion
         lines.append(f"    preparation   {cls.preparation or '(none)'}"
                      f"{'' if leads else ' (writes what another format prepares)'}")
         if cls.section:
             lines.append(f"    recipe table  [{cls.section}]")
         instead = getattr(cls, "watch_instead", "") or "ptyprep run only"
-        lines.append(f"    watch         {'yes' if follows else f'no ({instead})'}")
+        watch = ("yes, beside a growing .ptyd (format = [\"ptyd\", \"" + name + "\"])"
+                 if grows_beside else "yes" if follows else f"no ({instead})")
+        lines.append(f"    watch         {watch}")
     lines.append("Name several with the same preparation in one recipe: "
                  "[output] format = [\"ptyd\", ...]; the first one leads.")
     return "\n".join(lines)

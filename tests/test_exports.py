@@ -214,11 +214,11 @@ def test_export_command_writes_beside_the_ptyd(tmp_path, cli):
 
 def test_watch_of_an_export_says_to_watch_ptyd_then_export(tmp_path, cli):
     demo_recipe(tmp_path)
-    done = cli("watch", "scan.toml", "--set", "output.format='cxi'", "--idle-timeout", "1",
+    done = cli("watch", "scan.toml", "--set", "output.format='ptylab'", "--idle-timeout", "1",
                cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "ptyprep: error: format 'cxi' is not grown while a scan is acquired: watch with "
-        "output.format = 'ptyd', then `ptyprep export demo.ptyd --to cxi` (or `ptyprep run` "
-        "after the scan)"]
+        "ptyprep: error: format 'ptylab' is not grown while a scan is acquired: watch with "
+        "output.format = 'ptyd', then `ptyprep export demo.ptyd --to ptylab` (or `ptyprep "
+        "run` after the scan)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.toml"]

@@ -34,6 +34,7 @@ from ..layout.files import status_name
 from .collective import after_all, any_rank, on_root
 from .comm import world
 from .follower import Acquisition
+from .follower import Accompanied
 from .formats import recipe_formats
 from .lock import OutputLock, locked_resume, write_status
 from .shares import LoadManager
@@ -82,10 +83,10 @@ def watch(recipe, comm=None, idle_timeout_s=None, poll_s=DEFAULT_POLL_S, status_
         raise RecipeError(f"watch needs poll > 0 and idle timeout > 0 (or none); got poll "
                           f"{poll_s!r}, idle timeout {idle_timeout_s!r}")
     formats = recipe_formats(recipe)
-    if len(formats) > 1:
-        raise RecipeError(f"ptyprep watch follows one format; output.format names "
-                          f"{list(recipe.output.formats)}: watch the first, export the others")
     follower = formats[0].follower(comm, **options)
+    companions = [fmt.companion(follower, comm) for fmt in formats[1:]]
+    if companions:
+        follower = Accompanied(follower, companions)
     lock = OutputLock(follower.dfile)
     state = locked_resume(comm, lock, follower.recover)
     loop = None

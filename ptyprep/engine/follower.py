@@ -126,3 +126,84 @@ class Follower(abc.ABC):
     def status(self):
         """Rank 0: extra fields of the status file."""
         return {}
+
+
+class Companion(abc.ABC):
+    """An output grown beside the lead format's during ``ptyprep watch``: republished, on
+    rank 0, each time the lead publishes (from what the lead has written)."""
+
+    #: the output (for messages)
+    path = None
+
+    @abc.abstractmethod
+    def publish(self, acq, complete):
+        """Rank 0, after the lead published: make this output show what the lead shows
+        (``complete``: the scan's last publication)."""
+
+
+class Accompanied(Follower):
+    """A follower whose publications are followed by its companions' (see
+    :meth:`~ptyprep.engine.formats.Format.companion`); everything else is the lead's."""
+
+    def __init__(self, lead, companions):
+        self.lead, self.companions = lead, list(companions)
+
+    @property
+    def dfile(self):
+        return self.lead.dfile
+
+    @property
+    def chunk_frames(self):
+        return self.lead.chunk_frames
+
+    @property
+    def min_frames(self):
+        return self.lead.min_frames
+
+    def recover(self):
+        return self.lead.recover()
+
+    def resume(self, state):
+        return self.lead.resume(state)
+
+    def opened(self):
+        return self.lead.opened()
+
+    def poll(self):
+        return self.lead.poll()
+
+    def expected(self):
+        return self.lead.expected()
+
+    def ended_by_marker(self):
+        return self.lead.ended_by_marker()
+
+    def chunk_inputs(self, start, stop):
+        return self.lead.chunk_inputs(start, stop)
+
+    def refresh(self):
+        self.lead.refresh()
+
+    def write_chunk(self, share, inputs, acq):
+        self.lead.write_chunk(share, inputs, acq)
+
+    def publish_due(self, acq):
+        return self.lead.publish_due(acq)
+
+    def publish(self, acq):
+        return self._with_companions(self.lead.publish(acq), acq, False)
+
+    def finish(self, acq):
+        return self._with_companions(self.lead.finish(acq), acq, True)
+
+    def stop(self, acq):
+        published = self.lead.stop(acq)
+        return published if published is None else self._with_companions(published, acq, False)
+
+    def status(self):
+        return dict(self.lead.status(), companions=[str(c.path) for c in self.companions])
+
+    def _with_companions(self, published, acq, complete):
+        for companion in self.companions:
+            companion.publish(acq, complete)
+        return published

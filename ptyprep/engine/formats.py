@@ -146,6 +146,14 @@ class Format(abc.ABC):
         raise RecipeError(f"format {self.name!r} cannot be followed while a scan is acquired; "
                           "prepare it with `ptyprep run` after the scan")
 
+    def companion(self, lead, comm):
+        """The :class:`~ptyprep.engine.follower.Companion` that grows this format's output
+        beside the lead format's follower ``lead`` during ``ptyprep watch`` (every rank;
+        checks the recipe), e.g. a CXI file over the parts of a growing ``.ptyd``."""
+        raise RecipeError(f"ptyprep watch grows {self.name!r} only when it leads; output.format "
+                          f"names {list(self.recipe.output.formats)}: watch the first and "
+                          "export the others after the scan")
+
 
 @dataclass
 class Scan:

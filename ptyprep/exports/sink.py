@@ -186,23 +186,8 @@ class ExportFile:
 
     # -- helpers for the formats -----------------------------------------------------------------
     def guesses(self, summary):
-        """The initial probe and object (see :mod:`ptyprep.exports.guesses`), on the
-        sample-plane pixel :attr:`~ptyprep.exports.geometry.ScanGeometry.sample_pixel_m`.
-
-        Returns
-        -------
-        probe : (H, W) complex64 ndarray
-        obj : (Ho, Wo) complex64 ndarray
-        object_center_m : (float, float)
-            ``(y, x)`` of the object's centre, metres.
-        """
-        if self.geometry.propagation == "nearfield":
-            probe = nearfield_probe(summary.mean())
-        else:
-            probe = initial_probe(summary.mean(), self.geometry.center)
-        shape, center = object_extent(summary.positions, probe.shape,
-                                      self.geometry.sample_pixel_m)
-        return probe, initial_object(shape), center
+        """The initial probe and object of this scan (:func:`scan_guesses`)."""
+        return scan_guesses(self.geometry, summary)
 
     def log_mask_union(self, summary):
         """Log how many pixels a single 2-D mask (the union) adds to the static mask."""
@@ -211,3 +196,22 @@ class ExportFile:
             log.info("%s: one mask for all frames marks %d more pixels bad than are bad in "
                      "every frame (pixels invalid in some frames only)", self.path.name, added)
         return added
+
+
+def scan_guesses(geometry, summary):
+    """The initial probe and object (see :mod:`ptyprep.exports.guesses`), on the sample-plane
+    pixel :attr:`~ptyprep.exports.geometry.ScanGeometry.sample_pixel_m`.
+
+    Returns
+    -------
+    probe : (H, W) complex64 ndarray
+    obj : (Ho, Wo) complex64 ndarray
+    object_center_m : (float, float)
+        ``(y, x)`` of the object's centre, metres.
+    """
+    if geometry.propagation == "nearfield":
+        probe = nearfield_probe(summary.mean())
+    else:
+        probe = initial_probe(summary.mean(), geometry.center)
+    shape, center = object_extent(summary.positions, probe.shape, geometry.sample_pixel_m)
+    return probe, initial_object(shape), center
