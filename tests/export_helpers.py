@@ -1,5 +1,6 @@
 """A small prepared scan for the export tests (imported by test modules, not collected)."""
 
+import json
 from pathlib import Path
 
 import ptyprep
@@ -21,3 +22,11 @@ def demo_ptyd(folder, save="link", frames=60):
     """Prepare the demo scan as ``folder/scan.ptyd``; return its path."""
     ptyprep.run(demo_recipe(folder, save=save, frames=frames))
     return Path(folder) / "scan.ptyd"
+
+
+def demo_run_args(formats, frames=60, chunk_frames=20):
+    """``python -m ptyprep run`` arguments (for ``mpiexec``) of :func:`demo_recipe`'s scan,
+    run in the folder :func:`demo_recipe` wrote ``scan.toml`` into."""
+    return ["-m", "ptyprep", "-q", "run", "scan.toml", "--set", f"source.num_frames={frames}",
+            "--set", "output.dfile='scan.ptyd'", "--set", f"output.chunk_frames={chunk_frames}",
+            "--set", f"output.format={json.dumps(list(formats))}"]

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from fault_helpers import corrupt_scan
+from fault_helpers import HDF5_RECIPE, corrupt_scan
 
 from ptyprep.cli import main
 
@@ -215,22 +215,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly():
 
 def test_a_corrupt_chunk_is_one_line_naming_file_dataset_and_frame(tmp_path):
     raw = corrupt_scan(tmp_path / "raw.h5")
-    recipe = write_recipe(tmp_path, f"""\
-[source]
-name = "hdf5"
-path = "{raw}"
-frames = "/entry/data/data"
-positions = "/entry/positions"
-energy_keV = 8.0
-distance_m = 5.0
-psize_m = 75e-6
-[prep]
-shape = 64
-center = [48, 50]
-[output]
-dfile = "out/x.ptyd"
-chunk_frames = 5
-""")
+    recipe = write_recipe(tmp_path, HDF5_RECIPE.format(raw=raw, dfile="out/x.ptyd"))
     done = subprocess.run([sys.executable, "-m", "ptyprep", "-q", "run", str(recipe)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2

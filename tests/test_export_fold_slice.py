@@ -15,7 +15,7 @@ import re
 import h5py
 import numpy as np
 import pytest
-from export_helpers import demo_ptyd, demo_recipe
+from export_helpers import demo_ptyd, demo_recipe, demo_run_args
 
 import ptyprep
 from ptyprep.errors import OutputError, RecipeError, WriteFault
@@ -336,9 +336,7 @@ def test_fold_slice_under_mpi_is_the_serial_file(tmp_path, run_mpi):
     parallel = tmp_path / "parallel"
     parallel.mkdir()
     demo_recipe(parallel, formats=("ptyd", "fold_slice"))
-    proc = run_mpi(2, ["-m", "ptyprep", "-q", "run", "scan.toml", "--set", "source.num_frames=60",
-                       "--set", "output.dfile='scan.ptyd'", "--set", "output.chunk_frames=20",
-                       "--set", 'output.format=["ptyd", "fold_slice"]'], cwd=parallel)
+    proc = run_mpi(2, demo_run_args(("ptyd", "fold_slice")), cwd=parallel)
     assert proc.returncode == 0, proc.stderr
     want = read_export(serial / "scan_fold_slice.h5")
     folder = (str(serial.resolve()) + "/", str(parallel.resolve()) + "/")

@@ -7,7 +7,7 @@ CXI file is read back with h5py and with ptyprep's own ``cxi`` source (a round t
 import h5py
 import numpy as np
 import pytest
-from export_helpers import demo_ptyd, demo_recipe
+from export_helpers import demo_ptyd, demo_recipe, demo_run_args
 
 import ptyprep
 from ptyprep.errors import WriteFault
@@ -156,9 +156,7 @@ def test_cxi_under_mpi_is_the_serial_file(tmp_path, run_mpi):
     parallel = tmp_path / "parallel"
     parallel.mkdir()
     demo_recipe(parallel, formats=("ptyd", "cxi"))
-    proc = run_mpi(2, ["-m", "ptyprep", "-q", "run", "scan.toml", "--set", "source.num_frames=60",
-                       "--set", "output.dfile='scan.ptyd'", "--set", "output.chunk_frames=20",
-                       "--set", 'output.format=["ptyd", "cxi"]'], cwd=parallel)
+    proc = run_mpi(2, demo_run_args(("ptyd", "cxi")), cwd=parallel)
     assert proc.returncode == 0, proc.stderr
     assert_same_cxi(read_cxi(serial / "scan.cxi"), read_cxi(parallel / "scan.cxi"))
     proc = run_mpi(2, ["-m", "ptyprep", "-q", "export", "scan.ptyd", "--to", "cxi", "--out",
