@@ -220,3 +220,14 @@ def test_watch_of_an_export_says_to_watch_ptyd_then_export(tmp_path, cli):
         "output.format = 'ptyd', then `ptyprep export demo.ptyd --to ptylab` (or `ptyprep "
         "run` after the scan)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.toml"]
+
+
+def test_validate_refuses_what_an_export_cannot_hold(tmp_path, cli):
+    demo_recipe(tmp_path)
+    args = ("scan.toml", "--set", 'output.format=["ptyd", "fold_slice"]', "--set", "prep.shape=127")
+    said = [cli(command, *args, cwd=tmp_path) for command in ("validate", "run")]
+    assert [d.returncode for d in said] == [2, 2]
+    lines = [[x for x in d.stderr.splitlines() if x.startswith("ptyprep: error: ")] for d in said]
+    assert lines[0] == lines[1] and len(lines[0]) == 1 and "fold_slice" in lines[0][0], lines
+    assert len(said[0].stderr.strip().splitlines()) == 1      # validate says only that
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.toml"]

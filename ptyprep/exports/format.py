@@ -63,6 +63,12 @@ class ExportFormat(PtychoFormat):
         else:
             check_output(target, overwrite, self.overwrite_hint)
 
+    def describe_output(self, plan):
+        """``validate``'s line of this export, after :meth:`check_plan` (validate refuses
+        what run would)."""
+        self.check_plan(plan)
+        return super().describe_output(plan)
+
     def check_plan(self, plan):
         """Raise a PtyprepError if this format cannot hold the prepared scan (default none)."""
 
