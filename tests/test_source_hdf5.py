@@ -1,5 +1,8 @@
 """HDF5Source: layouts, compression, ROI reads, positions, masks, geometry, errors."""
 
+import subprocess
+import sys
+
 import h5py
 import hdf5plugin
 import numpy as np
@@ -401,3 +404,16 @@ def test_missing_monitor_dataset(single):
     with HDF5Source(single, incident="/entry/mon/nope") as src:
         with pytest.raises(SourceError, match="'/entry/mon/nope' not found"):
             src.read_monitors()
+
+
+def test_the_lix_reader_is_part_of_the_package(tmp_path):
+    # as after `pip install ptyprep` (a wheel): no experiments/ folder, run from another folder
+    # that holds a ptyprep/ directory of its own
+    (tmp_path / "ptyprep").mkdir()
+    code = ("import ptyprep.sources.plugins as p; p._experiments_loaded = True; "
+            "from ptyprep.sources.registry import get_source; "
+            "cls = get_source('nsls2-lix'); print(cls.__module__, cls.Raw.__name__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ptyprep.sources.nsls2_lix", "LixRaw"]

@@ -16,7 +16,7 @@ One file holds one group per scan (a "sample")::
 The start document gives ``shape`` [n_slow, n_fast], ``motors`` [slow, fast],
 ``plan_name`` (``"raster"`` snakes), ``snaking`` (the fast axis' entry decides) and
 ``pilatus.exposure_time`` (s; the window over which a monitor of another stream is
-averaged).  The reader is ``experiments/nsls2_lix.py`` (``[source] name = "nsls2-lix"``);
+averaged).  The reader is :mod:`ptyprep.sources.nsls2_lix` (``[source] name = "nsls2-lix"``);
 the simulated scans of ``ptyprep demo --kind saxs`` are written in this layout.
 """
 

@@ -18,6 +18,7 @@ SOURCES = Registry("source", ScanSource, {
     "cxi": "ptyprep.sources.cxi:CXISource",
     "ptyd": "ptyprep.sources.ptyd:PtydSource",
     "simulate": "ptyprep.sources.simulate:SimulatedSource",
+    "nsls2-lix": "ptyprep.sources.nsls2_lix:LixSource",
 }, group="ptyprep.sources", hint="(see `ptyprep sources`)")
 
 

@@ -20,12 +20,11 @@ import json
 import h5py
 import numpy as np
 
-import ptyprep
-from ptyprep.errors import SourceError
-from ptyprep.layout.lix_raw import (ATTR_START, DATA, DETECTORS, INCIDENT, PRIMARY, RASTER,
+from ..errors import SourceError
+from ..layout.lix_raw import (ATTR_START, DATA, DETECTORS, INCIDENT, PRIMARY, RASTER,
                                     START_DETECTOR, START_EXPOSURE, START_MOTORS, START_PLAN,
                                     START_SHAPE, START_SNAKING, TIME, TIMESTAMPS, TRANSMITTED)
-from ptyprep.sources.base import ScanMeta, ScanSource, crop_roi
+from .base import ScanMeta, ScanSource, crop_roi
 
 __all__ = ["DETECTORS", "INCIDENT", "TRANSMITTED", "LixRaw", "LixSource", "list_samples",
            "scan_geometry", "window_mean"]
@@ -281,5 +280,3 @@ class LixSource(ScanSource):
 LixSource.Raw = LixRaw
 LixSource.list_samples = staticmethod(list_samples)
 LixSource.INCIDENT, LixSource.TRANSMITTED = INCIDENT, TRANSMITTED
-
-ptyprep.register_source("nsls2-lix", LixSource)
