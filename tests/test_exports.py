@@ -12,6 +12,7 @@ from export_helpers import demo_ptyd, demo_recipe, demo_run_args
 import ptyprep
 from ptyprep.errors import WriteFault
 from ptyprep.exports import cxi as C
+from ptyprep.exports import cxi_layout as L
 from ptyprep.exports.geometry import HC_KEV_M, ScanGeometry
 from ptyprep.exports.guesses import initial_probe, mean_pattern, object_extent
 from ptyprep.exports.sink import ScanSummary
@@ -75,12 +76,12 @@ def test_summary_union_and_intersection_of_invalid_pixels():
 
 def test_cxi_corner_puts_the_optical_axis_at_zero():
     g = ScanGeometry.from_meta(dict(META, center=np.array([30.0, 35.0])))
-    x, y, z = C.corner_position(g)
+    x, y, z = L.corner_position(g)
     # CXI default basis: pixel (r, c) centre at corner + (r + 0.5)(0, -py) + (c + 0.5)(-px, 0)
     assert y - (30 + 0.5) * 75e-6 == pytest.approx(0.0, abs=1e-15)
     assert x - (35 + 0.5) * 75e-6 == pytest.approx(0.0, abs=1e-15)
     assert z == 5.0
-    t = C.translation(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    t = L.translation(np.array([[1.0, 2.0], [3.0, 4.0]]))
     np.testing.assert_array_equal(t, [[2.0, 1.0, 0.0], [4.0, 3.0, 0.0]])
 
 
@@ -113,7 +114,7 @@ def test_cxi_holds_the_prepared_scan(tmp_path):
     np.testing.assert_array_equal(got["translation"][:, 1], scan.positions[:, 0])   # y
     np.testing.assert_array_equal(got["translation"][:, 2], 0.0)
     np.testing.assert_array_equal(got["mask"] != 0, ~scan.weights.all(axis=0))
-    assert set(np.unique(got["mask"])) == {0, C.CXI_PIXEL_IS_INVALID}
+    assert set(np.unique(got["mask"])) == {0, L.CXI_PIXEL_IS_INVALID}
     assert got["energy_J"] == pytest.approx(scan.meta["energy"] * 1e3 * 1.602176634e-19)
     assert got["distance"] == scan.meta["distance"]
     assert got["psize"] == tuple(np.broadcast_to(scan.meta["psize"], (2,)))

@@ -23,7 +23,7 @@ from ..engine.follower import Companion
 from ..errors import RecipeError, writing
 from ..layout import files as F
 from ..layout import ptyd as L
-from .cxi import translation, write_header, write_whole_scan
+from .cxi_layout import translation, write_header, write_whole_scan
 from .geometry import ScanGeometry
 from .sink import ScanSummary, scan_guesses
 
