@@ -30,3 +30,16 @@ def demo_run_args(formats, frames=60, chunk_frames=20):
     return ["-m", "ptyprep", "-q", "run", "scan.toml", "--set", f"source.num_frames={frames}",
             "--set", "output.dfile='scan.ptyd'", "--set", f"output.chunk_frames={chunk_frames}",
             "--set", f"output.format={json.dumps(list(formats))}"]
+
+
+def serial_and_mpi(tmp_path, run_mpi, formats):
+    """The demo scan written with ``formats`` serially in ``tmp_path/serial`` and by
+    ``mpiexec -n 2`` in ``tmp_path/parallel``; returns the two folders."""
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    serial.mkdir()
+    parallel.mkdir()
+    ptyprep.run(demo_recipe(serial, formats=formats))
+    demo_recipe(parallel, formats=formats)
+    proc = run_mpi(2, demo_run_args(formats), cwd=parallel)
+    assert proc.returncode == 0, proc.stderr
+    return serial, parallel

@@ -15,7 +15,7 @@ import re
 import h5py
 import numpy as np
 import pytest
-from export_helpers import demo_ptyd, demo_recipe, demo_run_args
+from export_helpers import demo_ptyd, demo_recipe, serial_and_mpi
 
 import ptyprep
 from ptyprep.errors import OutputError, RecipeError, WriteFault
@@ -330,14 +330,7 @@ def test_export_from_a_ptyd_equals_the_one_pass_run(tmp_path, save):
 
 
 def test_fold_slice_under_mpi_is_the_serial_file(tmp_path, run_mpi):
-    serial = tmp_path / "serial"
-    serial.mkdir()
-    ptyprep.run(demo_recipe(serial, formats=("ptyd", "fold_slice")))
-    parallel = tmp_path / "parallel"
-    parallel.mkdir()
-    demo_recipe(parallel, formats=("ptyd", "fold_slice"))
-    proc = run_mpi(2, demo_run_args(("ptyd", "fold_slice")), cwd=parallel)
-    assert proc.returncode == 0, proc.stderr
+    serial, parallel = serial_and_mpi(tmp_path, run_mpi, ("ptyd", "fold_slice"))
     want = read_export(serial / "scan_fold_slice.h5")
     folder = (str(serial.resolve()) + "/", str(parallel.resolve()) + "/")
     assert_same_export(want, read_export(parallel / "scan_fold_slice.h5"), replace=[folder])

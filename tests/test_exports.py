@@ -7,7 +7,7 @@ CXI file is read back with h5py and with ptyprep's own ``cxi`` source (a round t
 import h5py
 import numpy as np
 import pytest
-from export_helpers import demo_ptyd, demo_recipe, demo_run_args
+from export_helpers import demo_ptyd, demo_recipe, serial_and_mpi
 
 import ptyprep
 from ptyprep.errors import WriteFault
@@ -151,14 +151,7 @@ def test_cxi_read_back_by_the_cxi_source_is_the_scan_written(tmp_path):
 
 
 def test_cxi_under_mpi_is_the_serial_file(tmp_path, run_mpi):
-    serial = tmp_path / "serial"
-    serial.mkdir()
-    ptyprep.run(demo_recipe(serial, formats=("ptyd", "cxi")))
-    parallel = tmp_path / "parallel"
-    parallel.mkdir()
-    demo_recipe(parallel, formats=("ptyd", "cxi"))
-    proc = run_mpi(2, demo_run_args(("ptyd", "cxi")), cwd=parallel)
-    assert proc.returncode == 0, proc.stderr
+    serial, parallel = serial_and_mpi(tmp_path, run_mpi, ("ptyd", "cxi"))
     assert_same_cxi(read_cxi(serial / "scan.cxi"), read_cxi(parallel / "scan.cxi"))
     proc = run_mpi(2, ["-m", "ptyprep", "-q", "export", "scan.ptyd", "--to", "cxi", "--out",
                        "exported.cxi"], cwd=parallel)

@@ -33,8 +33,7 @@ from ..errors import RecipeError, SourceError
 from ..layout.files import status_name
 from .collective import after_all, any_rank, on_root
 from .comm import world
-from .follower import Acquisition
-from .follower import Accompanied
+from .follower import Accompanied, Acquisition
 from .formats import recipe_formats
 from .lock import OutputLock, locked_resume, write_status
 from .shares import LoadManager

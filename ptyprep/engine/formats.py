@@ -40,13 +40,14 @@ OVERWRITE_HINT = ("set output.overwrite = true (or --set output.overwrite=true) 
                   "another output.dfile")
 
 
-def check_output(path, overwrite, hint=OVERWRITE_HINT):
+def check_output(path, overwrite, hint=OVERWRITE_HINT, folder=False):
     """Raise OutputError if ``path`` cannot be written (before anything is touched);
-    ``hint`` says how to replace an existing output."""
+    ``hint`` says how to replace an existing output; ``folder``: the output is a folder
+    (written beside, then renamed into place)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputError(f"output {str(path)!r} exists; {hint}")
-    if path.is_dir():
+    if path.is_dir() and not folder:
         raise OutputError(f"output {str(path)!r} is a directory; output.dfile must name a file")
     parent = path.parent
     while not parent.exists() and parent != parent.parent:

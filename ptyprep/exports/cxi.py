@@ -28,7 +28,6 @@ import numpy as np
 
 from ..engine.formats import check_output
 from ..errors import RecipeError
-from ..layout import files as F
 from .cxi_layout import translation, write_header, write_whole_scan
 from .format import ExportFormat
 from .sink import FRAME_FILTERS, ExportFile
@@ -62,11 +61,6 @@ class CxiFile(ExportFile):
         self.log_mask_union(summary)
         write_whole_scan(self._h5, self.geometry, summary, self.guesses(summary))
 
-    def close_files(self):
-        h5, self._h5 = getattr(self, "_h5", None), None
-        if h5 is not None:
-            h5.close()
-
 
 class CxiFormat(ExportFormat):
     """CXI 1.6 ptychography (``<stem>.cxi``), as ptychodus and other CXI readers take it."""
@@ -81,8 +75,9 @@ class CxiFormat(ExportFormat):
                           "output.format = ['ptyd', 'cxi']")
 
     def companion(self, lead, comm):
-        """A CXI file over the growing ``.ptyd``'s part files (:mod:`ptyprep.exports.cxi_follow`)."""
+        """A CXI file over the growing ``.ptyd``'s part files
+        (:mod:`ptyprep.exports.cxi_follow`)."""
         from .cxi_follow import GrowingCxi
 
-        check_output(F.incomplete_name(self.target), True)     # its folder writable
+        check_output(self.target, True)           # its folder writable
         return GrowingCxi(self.target, lead)

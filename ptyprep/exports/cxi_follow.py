@@ -23,6 +23,7 @@ from ..engine.follower import Companion
 from ..errors import RecipeError, writing
 from ..layout import files as F
 from ..layout import ptyd as L
+from ..sources.ptyd import read_chunk_arrays
 from .cxi_layout import translation, write_header, write_whole_scan
 from .geometry import ScanGeometry
 from .sink import ScanSummary, scan_guesses
@@ -79,9 +80,10 @@ class GrowingCxi(Companion):
     def _account(self, part):
         """Read one part file once: its frames into the summary."""
         with h5py.File(part, "r") as f:
-            indices, positions = f[L.INDICES][()], f[L.POSITIONS][()]
-            data, weights = f[L.DATA][()], f[L.WEIGHTS][()] > 0
-        self.summary.add(indices, data, np.broadcast_to(weights, data.shape), positions)
+            arrays = read_chunk_arrays(f)
+        indices, data = arrays[L.INDICES], arrays[L.DATA]
+        weights = np.broadcast_to(arrays[L.WEIGHTS] > 0, data.shape)
+        self.summary.add(indices, data, weights, arrays[L.POSITIONS])
         self.read.append((part.name, len(indices)))
         self.dtype = data.dtype
 

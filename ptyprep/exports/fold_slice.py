@@ -259,11 +259,6 @@ class FoldSliceFile(ExportFile):
         self._check_links()
         log.info("%s: to reconstruct with fold_slice set\n%s", self.path.name, text.rstrip())
 
-    def close_files(self):
-        h5, self._h5 = getattr(self, "_h5", None), None
-        if h5 is not None:
-            h5.close()
-
     def links(self):
         return {name: self.path.name for name in link_names()}
 

@@ -15,8 +15,7 @@ import numpy as np
 
 from ..engine.collective import after_all, gather, on_root
 from ..engine.formats import OVERWRITE_HINT, Writer, check_output
-from ..errors import OutputError, RecipeError, writing
-from ..layout import files as F
+from ..errors import RecipeError, writing
 from ..ptycho.format import PtychoFormat
 
 
@@ -54,14 +53,8 @@ class ExportFormat(PtychoFormat):
         return [self.target]
 
     def check(self):
-        overwrite = self.recipe.output.overwrite
-        target = self.target
-        if self.file_class.is_folder and target.is_dir():
-            if not overwrite:
-                raise OutputError(f"output {str(target)!r} exists; {self.overwrite_hint}")
-            check_output(F.incomplete_name(target), True)     # its folder writable
-        else:
-            check_output(target, overwrite, self.overwrite_hint)
+        check_output(self.target, self.recipe.output.overwrite, self.overwrite_hint,
+                     folder=self.file_class.is_folder)
 
     def describe_output(self, plan):
         """``validate``'s line of this export, after :meth:`check_plan` (validate refuses
@@ -125,10 +118,9 @@ class ExportWriter(Writer):
         self.frames += len(share)
 
     def _append(self, joined):
+        # the ranks' shares of a chunk are consecutive ranges in rank order, as gathered:
+        # the frames are in scan order already
         indices, positions, data, valid = joined
-        order = np.argsort(indices, kind="stable")
-        if not np.array_equal(order, np.arange(len(order))):
-            indices, positions, data, valid = (a[order] for a in (indices, positions, data, valid))
         with writing(self.path):
             self.file.append(indices, data, valid, positions)
 

@@ -180,11 +180,6 @@ class PtychodusFile(ExportFile):
             for key in (OBJECT_LAYER_SPACING, LOSS_EPOCHS, LOSS_VALUES):
                 f.create_dataset(key, data=np.zeros(0, dtype=np.float64))
 
-    def close_files(self):
-        h5, self._h5 = getattr(self, "_h5", None), None
-        if h5 is not None:
-            h5.close()
-
 
 class PtychodusFormat(ExportFormat):
     """ptychodus's own files (``<stem>_ptychodus/diffraction.h5`` and ``product.h5``), which

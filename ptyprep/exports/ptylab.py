@@ -199,11 +199,6 @@ class PtylabFile(ExportFile):
         extras.create_dataset("encoder_origin", data=origin).attrs["units"] = "m"
         extras["center"] = np.asarray(g.center, dtype=np.float64)
 
-    def close_files(self):
-        h5, self._h5 = getattr(self, "_h5", None), None
-        if h5 is not None:
-            h5.close()
-
 
 class PtylabFormat(ExportFormat):
     """PtyLab's conventional-ptychography (CPM) HDF5 file (``<stem>_ptylab.hdf5``)."""

@@ -84,7 +84,9 @@ class ExportFile:
     """One export output on rank 0 (subclass per format).
 
     Subclasses write everything under :attr:`tmp` (a file, or a folder when
-    :attr:`is_folder`) in :meth:`start`, :meth:`write_frames` and :meth:`write_end`.
+    :attr:`is_folder`) in :meth:`start`, :meth:`write_frames` and :meth:`write_end`; the
+    HDF5 file they keep open between those calls is ``self._h5`` (closed by
+    :meth:`close_files`).
 
     Parameters
     ----------
@@ -110,6 +112,7 @@ class ExportFile:
         self.summary = ScanSummary(self.geometry.shape)
         self.written = 0
         self._started = False
+        self._h5 = None
 
     # -- what a format writes ---------------------------------------------------------------
     def start(self, dtype):
@@ -125,7 +128,10 @@ class ExportFile:
         raise NotImplementedError
 
     def close_files(self):
-        """Close whatever is open (also after a failure); default nothing."""
+        """Close the open HDF5 file ``self._h5``, if any (also after a failure)."""
+        h5, self._h5 = self._h5, None
+        if h5 is not None:
+            h5.close()
 
     def links(self):
         """``{name: target}`` of symbolic links made beside the output once it is in place
@@ -158,7 +164,7 @@ class ExportFile:
     def commit(self):
         """Put the complete output in place of any previous one, then make its links."""
         if self.is_folder and self.path.exists():
-            old = F.incomplete_name(self.path).with_name(self.tmp.name + ".old")
+            old = self.tmp.with_name(self.tmp.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(self.path, old)
             os.replace(self.tmp, self.path)

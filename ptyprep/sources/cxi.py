@@ -53,7 +53,9 @@ from ..orientation import orient, orient_center
 from .base import ScanMeta, ScanSource
 from ._common import (H5Files, LENGTH_UNITS, check_number, check_positions, unit_factor,
                       valid_from_mask)
-from .cxi_geometry import (DEFAULT_ORIENTATION, PSIZE_RTOL, default_basis, orientation_from_basis, psize_from_basis, axis_from_corner, stored_roi, valid_from_cxi_mask)
+from .cxi_geometry import (DEFAULT_ORIENTATION, PSIZE_RTOL, axis_from_corner, default_basis,
+                           orientation_from_basis, psize_from_basis, stored_roi,
+                           valid_from_cxi_mask)
 from .hdf5 import HDF5Source
 
 class CXISource(ScanSource):

@@ -167,7 +167,4 @@ def stored_roi(roi, shape, orientation):
 
 def valid_from_cxi_mask(mask):
     """``True`` where no bit but the informational ``0x1000`` is set (CXI 1.6 mask)."""
-    m = np.asarray(mask)
-    if not np.issubdtype(m.dtype, np.integer):
-        m = m.astype(np.int64)
-    return (m.astype(np.int64) & ~np.int64(CXI_INFORMATIONAL_BITS)) == 0
+    return (np.asarray(mask).astype(np.int64) & ~np.int64(CXI_INFORMATIONAL_BITS)) == 0

@@ -39,11 +39,7 @@ class PtydSource(ScanSource):
         self._h5 = None
         with open_ptyd(path) as (h5, meta, _):
             groups, indices, positions, rows = [], [], [], []
-            for name in sorted(h5[L.CHUNKS], key=int):
-                try:
-                    group = h5[L.CHUNKS][name]
-                except KeyError:  # dangling external link: part not written yet
-                    continue
+            for name, group in chunk_groups(h5):
                 n = len(group[L.INDICES])
                 groups.append(name)
                 indices.append(group[L.INDICES][()].astype(np.int64))
@@ -76,7 +72,7 @@ class PtydSource(ScanSource):
         return self._read(L.DATA, indices, roi, self._dtype)
 
     def read_frames_valid(self, indices, roi=None):
-        return self._read(L.WEIGHTS, indices, roi, bool) > 0
+        return self._read(L.WEIGHTS, indices, roi, bool)
 
     def _read(self, name, indices, roi, dtype):
         """Rows ``indices`` (scan order) of dataset ``name`` of every chunk, cropped to ``roi``."""
@@ -184,13 +180,7 @@ def read_ptyd(path):
     if not path.is_file():
         raise SourceError(f"no .ptyd file at {str(path)!r}")
     with open_ptyd(path) as (h5, meta, info):
-        pieces = []
-        for name in sorted(h5[L.CHUNKS], key=int):
-            try:
-                group = h5[L.CHUNKS][name]
-            except KeyError:  # dangling external link: part not written yet
-                continue
-            pieces.append(read_chunk_arrays(group))
+        pieces = [read_chunk_arrays(group) for _, group in chunk_groups(h5)]
     if pieces:
         out = {k: np.concatenate([p[k] for p in pieces]) for k in L.CHUNK_ARRAYS}
     else:
@@ -216,6 +206,16 @@ def open_ptyd(path):
         meta = {k: read_value(v) for k, v in h5[L.META].items()}
         info = {k: read_value(v) for k, v in h5[L.INFO].items()} if L.INFO in h5 else {}
         yield h5, meta, info
+
+
+def chunk_groups(h5):
+    """``(name, group)`` of every chunk of an open ``.ptyd`` in ``int(name)`` order; a
+    dangling external link (a part not written yet) is skipped."""
+    for name in sorted(h5[L.CHUNKS], key=int):
+        try:
+            yield name, h5[L.CHUNKS][name]
+        except KeyError:
+            continue
 
 
 def read_chunk_arrays(group):
