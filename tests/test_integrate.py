@@ -43,9 +43,27 @@ QGRID = make_qgrid((0.05, 0.25, 0.01))
 HALF = 0.005
 
 
+def outside(ai, lo, hi, split, shape=(H, W), mask=None):
+    """``mask`` plus the pixels that reach no part of q in [lo, hi] (1/Å).
+
+    pyFAI's CSR engines put such pixels into the first or last bin of ``radial_range``;
+    ptyprep's bins hold only pixels inside them (by the centre without splitting, by any
+    part of the pixel with it), so pyFAI's reference is given them masked.
+    """
+    if split == "no":
+        qmin = qmax = ai.center_array(shape, unit="q_A^-1")
+    else:
+        corners = ai.array_from_unit(shape, "corner", unit="q_A^-1")[..., 0]
+        qmin, qmax = corners.min(axis=-1), corners.max(axis=-1)
+    tol = 1e-6 * (hi - lo)
+    out = (qmax < lo - tol) | (qmin > hi + tol)
+    return out if mask is None else out | mask
+
+
 def pyfai_qphi(ai, frame, qgrid, nphi, split, **kw):
     """pyFAI's map on the same bins, its χ axis reversed into φ; zeros where empty."""
     half = (qgrid[1] - qgrid[0]) / 2
+    kw["mask"] = outside(ai, qgrid[0] - half, qgrid[-1] + half, split, frame.shape, kw.get("mask"))
     res = ai.integrate2d_ng(frame, qgrid.size, nphi, unit="q_A^-1", method=(split, "csr", "cython"),
                             radial_range=(qgrid[0] - half, qgrid[-1] + half),
                             azimuth_range=(-180, 180), **kw)
@@ -94,8 +112,9 @@ def test_iq_equals_pyfai(ai, frames, valid, split):
     assert ours.shape == (3, QGRID.size) and ours.dtype == np.float32
     for i in range(3):
         res = ai.integrate1d_ng(frames[i], QGRID.size, unit="q_A^-1", method=(split, "csr", "cython"),
-                                radial_range=(QGRID[0] - HALF, QGRID[-1] + HALF), mask=~valid,
-                                polarization_factor=0.9)
+                                radial_range=(QGRID[0] - HALF, QGRID[-1] + HALF),
+                                mask=outside(ai, QGRID[0] - HALF, QGRID[-1] + HALF, split,
+                                             mask=~valid), polarization_factor=0.9)
         np.testing.assert_allclose(res.radial, QGRID, rtol=1e-6)
         np.testing.assert_allclose(ours[i], res.intensity, rtol=RTOL)
     qphi, iq = integ.qphi_iq(frames)
@@ -118,6 +137,7 @@ def test_large_frame_bands_equal_pyfai(ai, frames, valid, monkeypatch):
     for i in range(3):
         kw = {"mask": ~valid, "polarization_factor": 0.9}
         assert_rel(qphi[i], pyfai_qphi(ai, frames[i], QGRID, 12, "bbox", **kw), integ.coverage)
+        kw["mask"] = outside(ai, QGRID[0] - HALF, QGRID[-1] + HALF, "bbox", mask=~valid)
         res = ai.integrate1d_ng(frames[i], QGRID.size, unit="q_A^-1",
                                 method=("bbox", "csr", "cython"),
                                 radial_range=(QGRID[0] - HALF, QGRID[-1] + HALF), **kw)
@@ -133,7 +153,8 @@ def test_dark_flat_equal_pyfai(ai, frames, valid):
     ref = pyfai_qphi(ai, frames[1], QGRID, 12, "bbox", mask=~valid, dark=dark, flat=flat)
     assert_rel(ours[1], ref, integ.coverage)
     res = ai.integrate1d_ng(frames[1], QGRID.size, unit="q_A^-1", method=("bbox", "csr", "cython"),
-                            radial_range=(QGRID[0] - HALF, QGRID[-1] + HALF), mask=~valid,
+                            radial_range=(QGRID[0] - HALF, QGRID[-1] + HALF),
+                            mask=outside(ai, QGRID[0] - HALF, QGRID[-1] + HALF, "bbox", mask=~valid),
                             dark=dark, flat=flat)
     np.testing.assert_allclose(integ.iq(frames)[1], res.intensity, rtol=RTOL)
 
@@ -145,9 +166,29 @@ def test_piecewise_grid_equals_pyfai_per_segment(ai, frames, valid):
     ref = np.concatenate([ai.integrate2d_ng(frames[0], b - a, 8, unit="q_A^-1",
                                             method=("bbox", "csr", "cython"),
                                             radial_range=(qgrid[a] - s / 2, qgrid[b - 1] + s / 2),
-                                            azimuth_range=(-180, 180), mask=~valid).intensity[::-1]
+                                            azimuth_range=(-180, 180),
+                                            mask=outside(ai, qgrid[a] - s / 2, qgrid[b - 1] + s / 2,
+                                                         "bbox", mask=~valid)).intensity[::-1]
                           for a, b, s in q_segments(qgrid)], axis=1)
     assert_rel(ours, ref, integ.coverage)
+
+
+@pytest.mark.parametrize("split", ["no", "bbox"])
+def test_pixels_outside_the_q_range_are_left_out(ai, frames, split):
+    """pyFAI's CSR adds pixels below ``radial_range`` to the first bin; ptyprep does not."""
+    qgrid = make_qgrid((0.1, 0.2, 0.01))                 # the beam centre is on the detector
+    integ = StackIntegrator(ai, qgrid, 4, split=split, solid_angle=False)
+    ours = integ.qphi(frames[:1])[0]
+    res = ai.integrate2d_ng(frames[0], qgrid.size, 4, unit="q_A^-1", method=(split, "csr", "cython"),
+                            radial_range=(0.095, 0.205), azimuth_range=(-180, 180),
+                            correctSolidAngle=False)
+    assert not np.allclose(ours[:, 0], res.intensity[::-1][:, 0], rtol=1e-3)   # pyFAI's clipping
+    if split == "no":          # no splitting: each bin is the plain mean of the pixels inside it
+        q = ai.center_array((H, W), unit="q_A^-1")
+        phi = -np.degrees(ai.center_array((H, W), unit="chi_rad"))
+        for k in range(4):
+            inside = (q >= 0.095) & (q < 0.105) & (phi >= -180 + 90 * k) & (phi < -90 + 90 * k)
+            assert ours[k, 0] == pytest.approx(frames[0][inside].mean(), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- stacks, dtypes, monitor
@@ -241,14 +282,15 @@ def test_phi_edges_and_centres():
     c = phi_centres(36)
     assert c.shape == (36,) and c[0] == -175 and c[-1] == 175
     np.testing.assert_allclose(np.roll(c, 18), (c + 180 + 180) % 360 - 180)    # 180° roll is exact
-    for nphi in (3, 35, 0, 2.0, True):
-        with pytest.raises(RecipeError, match="even"):
+    np.testing.assert_allclose(phi_edges(3), [-180, -60, 60, 180])     # odd counts too (61)
+    for nphi in (1, 0, 2.0, True):
+        with pytest.raises(RecipeError, match="integer >= 2"):
             phi_edges(nphi)
 
 
 def test_integrator_bad_input(ai, valid):
-    with pytest.raises(RecipeError, match="even"):
-        StackIntegrator(ai, QGRID, 35)
+    with pytest.raises(RecipeError, match="integer >= 2"):
+        StackIntegrator(ai, QGRID, 1)
     with pytest.raises(RecipeError, match="strictly increasing"):
         StackIntegrator(ai, QGRID[::-1], 36)
     with pytest.raises(RecipeError, match="outside"):
@@ -310,8 +352,9 @@ def test_ceo2_pilatus_peaks(shared_data):
     integ = StackIntegrator(ai, qgrid, 4, valid=valid, split="bbox")
     ours = integ.iq(data[None])[0]
 
+    lo, hi = qgrid[0] - step / 2, qgrid[-1] + step / 2
     res = ai.integrate1d_ng(data, qgrid.size, unit="q_A^-1", method=("bbox", "csr", "cython"),
-                            radial_range=(qgrid[0] - step / 2, qgrid[-1] + step / 2), mask=~valid)
+                            radial_range=(lo, hi), mask=outside(ai, lo, hi, "bbox", data.shape, ~valid))
     cov = integ.iq_coverage
     np.testing.assert_allclose(ours[cov], res.intensity[cov], rtol=RTOL)
 

@@ -41,8 +41,8 @@ ATTR_WATCH = "watch"               # JSON written by ptyprep watch: recipe, samp
 Q_UNIT = "1/angstrom"
 PHI_CONVENTION = (
     "phi = atan2(-drow, dcol) in degrees from the beam centre: 0 deg along increasing column, "
-    "+90 deg along decreasing row (LiX's sense); pyFAI's chi = -phi; bins cover [-180, 180), "
-    "Nphi even so that a roll by Nphi/2 bins is exactly 180 deg; @yc holds bin centres")
+    "+90 deg along decreasing row (LiX's sense); pyFAI's chi = -phi; Nphi bins cover [-180, 180), "
+    "@yc holds bin centres")
 
 # sample attributes
 ATTR_SOURCE = "source"

@@ -34,7 +34,9 @@ from . import extract as X
 from . import products as P
 from . import rawdata as R
 from . import store as W
+from .conventions import apply_to_detectors, get_conventions, hop_kwargs
 from .integration import QphiScan, RowsWriter, make_integrators
+from .lixfile import detector_entry
 from .qgrid import check_nphi, phi_centres
 
 log = logging.getLogger(__name__)
@@ -53,27 +55,31 @@ class ScanAnalysis:
         q bin centres in 1/Å (see :func:`ptyprep.saxs.qgrid.make_qgrid`); taken
         from the file when it exists.
     nphi : int, optional
-        Number of φ bins (even); taken from the file when it exists, else 60.
+        Number of φ bins (even or odd); taken from the file when it exists, else 60.
     comm : communicator, optional
         Default :func:`ptyprep.engine.comm.world`.
     replace_path : (old, new), optional
         Rewrite the start of every sample's ``@source`` (raw files moved).
     compression : str
         Dataset compression (default gzip, readable without plugins).
+    conventions : {"ptyprep", "lixtools"}
+        Defaults of :meth:`process` (pixel splitting), the detectors' solid-angle
+        correction and ``hop``'s definition (:mod:`ptyprep.saxs.conventions`).
     """
 
     def __init__(self, fn, detectors=None, qgrid=None, nphi=None, comm=None, replace_path=None,
-                 compression="gzip"):
+                 compression="gzip", conventions="ptyprep"):
         self.fn = str(fn)
         self.comm = comm if comm is not None else world()
-        self.detectors = list(detectors or [])
+        self.conventions = get_conventions(conventions)
+        self.detectors = apply_to_detectors(self.conventions, detectors or [])
         self.compression = compression
         self.replace_path = tuple(replace_path) if replace_path else None
         if nphi is not None:
             check_nphi(nphi)
         def init():
             with self._open("a") as f:
-                return P.init_file(f, [d.to_json() for d in self.detectors], qgrid, nphi,
+                return P.init_file(f, [detector_entry(d) for d in self.detectors], qgrid, nphi,
                                    self._map_path if self.replace_path else None)
 
         root = self._on_root(init)
@@ -180,7 +186,7 @@ class ScanAnalysis:
             self._integrators = make_integrators(self.detectors, self.qgrid, self.nphi, split)
         return self._integrators
 
-    def process(self, chunk_frames=32, split="bbox", normalize_monitor=False, samples=None,
+    def process(self, chunk_frames=32, split=None, normalize_monitor=False, samples=None,
                 errors=False):
         """q-φ maps (``qphi/merged/d``) and I(q) (``Iq/merged``) of every frame.
 
@@ -191,8 +197,8 @@ class ScanAnalysis:
         ----------
         chunk_frames : int
             Frames per round (split over the ranks).
-        split : {"bbox", "no", "full"}
-            pyFAI pixel splitting.
+        split : {"bbox", "no", "full"}, optional
+            pyFAI pixel splitting (default from the conventions: bbox, lixtools: no).
         normalize_monitor : bool
             Divide each frame by its incident monitor (``attrs/incident``).
         samples : list of str, optional
@@ -207,7 +213,7 @@ class ScanAnalysis:
         finally:
             writer.close()
 
-    def processing(self, chunk_frames=32, split="bbox", normalize_monitor=False, samples=None,
+    def processing(self, chunk_frames=32, split=None, normalize_monitor=False, samples=None,
                    errors=False):
         """What :meth:`process` walks: ``(scans, writer)`` for the engine's run loop.
 
@@ -217,6 +223,7 @@ class ScanAnalysis:
         """
         if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
             raise RecipeError(f"chunk_frames={chunk_frames!r} must be an integer >= 1")
+        split = self.conventions.split if split is None else split
         meta = self._on_root(self._read_meta)
         todo = list(meta) if samples is None else list(samples)
         for sn in todo:
@@ -265,6 +272,7 @@ class ScanAnalysis:
         """
         names = [attr_name] if isinstance(attr_name, str) else list(attr_name)
         func = X.resolve_func(func)
+        kwargs = hop_kwargs(self.conventions, func, kwargs)
         results = self._extract(sn, data_key, sub_key, func, names, chunk_frames, kwargs)
 
         def store():

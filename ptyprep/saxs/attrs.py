@@ -44,22 +44,52 @@ def _nanmean(values, axis):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def symmetrize(qphi_map):
-    """Centro-symmetrise: each φ bin averaged (NaN-aware) with the bin 180° away.
+def half_turn(qphi_map):
+    """The map seen 180° away: ``out[..., k, :]`` is the intensity at ``φ_k + 180°``.
+
+    With an even ``Nphi`` that is bin ``k + Nphi/2`` exactly.  With an odd ``Nphi``
+    (lixtools' 61) ``φ_k + 180°`` falls half-way between bins ``k + (Nphi-1)/2`` and
+    ``k + (Nphi+1)/2``: the value there is interpolated linearly, i.e. the NaN-aware mean
+    of those two bins (one of them when the other is NaN).
 
     Parameters
     ----------
-    qphi_map : (..., Nphi, Nq) ndarray, Nphi even
+    qphi_map : (..., Nphi, Nq) ndarray
+
+    Returns
+    -------
+    (..., Nphi, Nq) float64 ndarray
+
+    Examples
+    --------
+    >>> half_turn(np.arange(5.0)[:, None])[:, 0]      # odd: half-way values
+    array([2.5, 3.5, 2. , 0.5, 1.5])
+    """
+    m = np.asarray(qphi_map, dtype=np.float64)
+    nphi = m.shape[-2]
+    if nphi % 2 == 0:
+        return np.roll(m, -(nphi // 2), axis=-2)
+    lower = np.roll(m, -(nphi // 2), axis=-2)
+    upper = np.roll(m, -(nphi // 2) - 1, axis=-2)
+    return _nanmean(np.stack([lower, upper]), axis=0)
+
+
+def symmetrize(qphi_map):
+    """Centro-symmetrise: each φ bin averaged (NaN-aware) with the intensity 180° away.
+
+    A bin no detector covers takes the value of its opposite; the opposite of a bin
+    is exact for an even ``Nphi`` and interpolated for an odd one (:func:`half_turn`).
+
+    Parameters
+    ----------
+    qphi_map : (..., Nphi, Nq) ndarray
 
     Returns
     -------
     (..., Nphi, Nq) float64 ndarray
     """
     m = np.asarray(qphi_map, dtype=np.float64)
-    nphi = m.shape[-2]
-    if nphi % 2:
-        raise RecipeError(f"Nphi={nphi} is odd, so a 180° roll is not exact; use an even nphi")
-    return _nanmean(np.stack([m, np.roll(m, nphi // 2, axis=-2)]), axis=0)
+    return _nanmean(np.stack([m, half_turn(m)]), axis=0)
 
 
 @stack_function
@@ -154,7 +184,9 @@ def _wrap(deg):
 def hop(qphi_map, xrange, *, q, phi, definition="2d"):
     """Herman's orientation parameter of the azimuthal profile in a q window.
 
-    The profile is the NaN-aware mean of the map over ``xrange = [q1, q2]``;
+    The map is centro-symmetrised first (:func:`symmetrize`), so sectors no detector
+    covers (module gaps, a missing quadrant) do not bias it; the profile is the
+    NaN-aware mean of that map over ``xrange = [q1, q2]``;
     φ0 comes from :func:`orientation_angle`; then with intensity weights
     (negative values count as 0, NaN bins ignored)
 
@@ -183,7 +215,9 @@ def hop(qphi_map, xrange, *, q, phi, definition="2d"):
     """
     if definition not in HOP_DEFINITIONS:
         raise RecipeError(f"hop definition {definition!r} is not one of {HOP_DEFINITIONS}")
-    prof = iphi(qphi_map, xrange, q=q)
+    q1, q2 = xrange
+    window = np.asarray(qphi_map)[..., _window(q, q1, q2, "q", "1/Å")]
+    prof = _nanmean(symmetrize(window), axis=-1)
     phi = np.asarray(phi, dtype=np.float64)
     phi0 = orientation_angle(prof, phi)
     w = np.clip(np.nan_to_num(prof, nan=0.0), 0.0, None)

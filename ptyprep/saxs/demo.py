@@ -149,7 +149,7 @@ def write_lix_file(path, scans, monitors_stream=()):
                 data.create_dataset(ds, data=frames, chunks=(1,) + frames.shape[1:])
             data[SLOW], data[FAST] = t["slow"], t["fast"]
             ts = prim.create_group(R.TIMESTAMPS)
-            for k in (SLOW, FAST):
+            for k in (SLOW, FAST, *scan["frames"]):       # detectors too: py4xs times them
                 ts[k] = times
             fields = {R.INCIDENT: t["incident"], R.TRANSMITTED: t["transmitted"]}
             if sn in monitors_stream:

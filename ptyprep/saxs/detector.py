@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import RecipeError
 from ..layout.lix_raw import DETECTORS as LIX_DETECTORS
-from .integrate import StackIntegrator, geometry_dict, load_poni
+from . import py4xs as P
+from .integrate import StackIntegrator, as_integrator, geometry_dict
 
 __all__ = ["Detector", "default_name", "load_image"]
 
@@ -72,8 +73,11 @@ class Detector:
     ----------
     dataset : str
         Name of the detector's frames in the raw data (e.g. ``"pil1M_image"``).
-    poni : str or os.PathLike
-        pyFAI calibration file, for the frames as they are stored in ``dataset``.
+    poni : str or os.PathLike or dict or pyFAI AzimuthalIntegrator
+        Geometry of the frames as they are stored in ``dataset``: a pyFAI calibration
+        (``.poni``) file, a dict of pyFAI's fields (``dist``, ``poni1``, ``poni2``, ``rot1..3``,
+        ``wavelength``, ``pixel1``, ``pixel2``, optional ``shape``, ``fliplr``; see
+        :func:`~ptyprep.saxs.integrate.as_integrator`) or an integrator (copied).
     valid : (H, W) bool ndarray or str, optional
         Usable pixels: **True / non-zero = usable** (the opposite of a pyFAI mask). An array,
         a ``.npy`` file, a TIFF/EDF image (read with fabio) or ``"file.h5::/dataset"``.
@@ -90,6 +94,10 @@ class Detector:
     shape : (H, W) tuple, optional
         Detector shape when the poni does not give one (old poni files); otherwise
         taken from the poni (or from ``valid``).
+    fliplr : bool, optional
+        True: the geometry describes the frames mirrored left-right (a py4xs ``flip < 0``);
+        ``valid``, ``dark`` and ``flat`` stay in the stored orientation and the frames are
+        mirrored before integration. Default: the geometry dict's ``"fliplr"``, else False.
 
     Raises
     ------
@@ -98,11 +106,20 @@ class Detector:
     """
 
     def __init__(self, dataset="pil1M_image", poni="saxs.poni", valid=None, scale=1.0, name=None,
-                 solid_angle=True, polarization_factor=None, dark=None, flat=None, shape=None):
+                 solid_angle=True, polarization_factor=None, dark=None, flat=None, shape=None,
+                 fliplr=None):
         self.dataset = str(dataset)
         self.name = default_name(self.dataset) if name is None else str(name)
-        self.poni = os.fspath(poni)
-        self.ai = load_poni(self.poni)
+        is_file = isinstance(poni, (str, os.PathLike))
+        self.poni = os.fspath(poni) if is_file else None
+        self._label = repr(self.poni) if is_file else "the geometry"
+        self.ai = as_integrator(poni)
+        if fliplr is None:
+            fliplr = bool(poni.get("fliplr", False)) if isinstance(poni, dict) else False
+        self.fliplr = bool(fliplr)
+        #: ExpPara fields ptyprep does not use (flip, incident_angle, fix_azimuthal_angles), kept
+        #: for :meth:`to_py4xs`; set by :meth:`from_py4xs`.
+        self.py4xs_options = None
         try:
             self.scale = float(scale)
         except (TypeError, ValueError) as exc:
@@ -129,13 +146,13 @@ class Detector:
             poni_shape = tuple(int(v) for v in poni_shape)
             if shape is not None and tuple(shape) != poni_shape:
                 raise RecipeError(f"detector {self.name}: shape={tuple(shape)} differs from the shape "
-                                  f"{poni_shape} in {self.poni!r}; drop shape= or fix the poni")
+                                  f"{poni_shape} in {self._label}; drop shape= or fix the poni")
             return poni_shape
         if shape is not None:
             return tuple(int(v) for v in shape)
         if valid is not None:
             return tuple(load_image(valid, f"detector {self.name} valid mask").shape)
-        raise RecipeError(f"detector {self.name}: {self.poni!r} gives no detector shape; pass "
+        raise RecipeError(f"detector {self.name}: {self._label} gives no detector shape; pass "
                           "shape=(H, W) or a valid mask")
 
     def _check_shape(self, arr, what):
@@ -157,18 +174,136 @@ class Detector:
         ----------
         qgrid : (Nq,) array_like, 1/Å;  nphi : int, even;  split : {"bbox", "no", "full"}
         """
-        return StackIntegrator(self.ai, qgrid, nphi, valid=self.valid, split=split,
-                               solid_angle=self.solid_angle,
-                               polarization_factor=self.polarization_factor,
-                               dark=self.dark, flat=self.flat)
+        flip = (lambda a: None if a is None else np.ascontiguousarray(a[:, ::-1])) if self.fliplr \
+            else (lambda a: a)
+        integ = StackIntegrator(self.ai, qgrid, nphi, valid=flip(self.valid), split=split,
+                                solid_angle=self.solid_angle,
+                                polarization_factor=self.polarization_factor,
+                                dark=flip(self.dark), flat=flip(self.flat))
+        return _Mirrored(integ) if self.fliplr else integ
 
     def to_json(self):
-        """JSON-ready description for the processed file's ``@detectors`` attribute."""
+        """JSON-ready description for the processed file's ``@detectors`` attribute (the geometry
+        inline; ``poni_file`` is None when it came from a dict or an integrator)."""
         return {"name": self.name, "dataset": self.dataset, "poni_file": self.poni,
-                **geometry_dict(self.ai), "shape": list(self.shape), "valid": self.valid_source,
-                "scale": self.scale, "solid_angle": self.solid_angle,
+                **geometry_dict(self.ai), "shape": list(self.shape), "fliplr": self.fliplr,
+                "valid": self.valid_source, "scale": self.scale, "solid_angle": self.solid_angle,
                 "polarization_factor": self.polarization_factor,
                 "dark": self.dark is not None, "flat": self.flat is not None}
 
+    # -- py4xs / lixtools
+    @classmethod
+    def from_py4xs(cls, config, dataset=None, mask=None, pixel_size=P.PIXEL_SIZE, **kwargs):
+        """A Detector from lixtools' description of it (py4xs ``DetectorConfig`` / ``ExpPara``).
+
+        Parameters
+        ----------
+        config : DetectorConfig-like object or dict, a ``@detectors`` entry, or an ExpPara alone
+            See :func:`ptyprep.saxs.py4xs.read_config`.
+        dataset : str, optional
+            Raw dataset; default from ``extension`` (``_SAXS`` → ``pil1M_image``, ``_WAXS1`` →
+            ``pilW1_image``, ``_WAXS2`` → ``pilW2_image``).
+        mask : (H, W) array or py4xs ``Mask``, optional
+            py4xs sense (**True = masked**, in py4xs' flipped orientation); default the config's
+            ``exp_para.mask``. Becomes ``valid`` (True = usable, stored-frame orientation).
+        pixel_size : float
+            Pixel size given to pyFAI, m; q and φ do not depend on it.
+        **kwargs
+            Passed to :class:`Detector` (``name`` defaults to the extension; ``scale`` to
+            ``1 / fix_scale``; ``valid`` replaces the mask).
+        """
+        return cls._from_config(P.read_config(config), dataset, mask, pixel_size, **kwargs)
+
+    @classmethod
+    def _from_config(cls, cfg, dataset=None, mask=None, pixel_size=P.PIXEL_SIZE, **kwargs):
+        e, ext = cfg["exp"], cfg["extension"]
+        if dataset is None:
+            dataset = P.dataset_for(ext)
+            if dataset is None:
+                raise RecipeError(f"py4xs extension {ext!r} names no LiX dataset (_SAXS, _WAXS1, "
+                                  "_WAXS2); pass dataset= (the frames' dataset in the raw files)")
+        masked = cfg["masked"] if mask is None else P.unpack_mask(mask)
+        if mask is not None and kwargs.get("valid") is not None:
+            raise RecipeError("give either mask= (py4xs sense, True = masked) or valid= "
+                              "(True = usable), not both")
+        if masked is not None and kwargs.get("valid") is None:
+            if masked.shape != (e["ImageHeight"], e["ImageWidth"]):
+                raise RecipeError(f"py4xs mask shape {masked.shape} differs from (ImageHeight, ImageWidth)"
+                                  f" = {(e['ImageHeight'], e['ImageWidth'])}; give this detector's mask")
+            kwargs["valid"] = np.ascontiguousarray(~P.unflip_image(masked, e["flip"]))
+        kwargs.setdefault("name", ext or None)
+        kwargs.setdefault("scale", 1.0 / cfg["fix_scale"])
+        det = cls(dataset=dataset, poni=P.geometry_from_expara(e, pixel_size=pixel_size), **kwargs)
+        if masked is not None and det.valid_source == "array":
+            det.valid_source = "py4xs mask"
+        det.py4xs_options = {k: e[k] for k in ("flip", "incident_angle", "fix_azimuthal_angles")}
+        return det
+
+    @classmethod
+    def from_lixtools_json(cls, text_or_list):
+        """Detectors of a processed file's ``@detectors`` (JSON text or list of py4xs dicts).
+
+        An entry written by ptyprep (:meth:`to_py4xs`) is rebuilt from its ``"ptyprep"``
+        description (geometry, dataset, name, scale, corrections) with the valid pixels of its
+        py4xs mask; any other entry goes through :meth:`from_py4xs`. Returns a list of Detector.
+        """
+        out = []
+        for cfg in P.read_detectors_json(text_or_list):
+            info = cfg["ptyprep"]
+            if not isinstance(info, dict):
+                out.append(cls._from_config(cfg))
+                continue
+            e, masked = cfg["exp"], cfg["masked"]
+            valid = None if masked is None else np.ascontiguousarray(~P.unflip_image(masked, e["flip"]))
+            det = cls(dataset=info.get("dataset", P.dataset_for(cfg["extension"])), poni=info,
+                      valid=valid, scale=info.get("scale", 1.0 / cfg["fix_scale"]),
+                      name=info.get("name"), solid_angle=info.get("solid_angle", True),
+                      polarization_factor=info.get("polarization_factor"),
+                      fliplr=info.get("fliplr", False))
+            if valid is not None:
+                det.valid_source = "py4xs mask"
+            det.py4xs_options = {k: e[k] for k in ("flip", "incident_angle", "fix_azimuthal_angles")}
+            out.append(det)
+        return out
+
+    def to_py4xs(self):
+        """This detector as one lixtools ``@detectors`` entry (py4xs ``pack_dict`` schema, with
+        :meth:`to_json` under ``"ptyprep"``); see :func:`ptyprep.saxs.py4xs.detector_config_dict`."""
+        return P.detector_config_dict(self)
+
     def __repr__(self):
-        return f"Detector(dataset={self.dataset!r}, poni={self.poni!r}, name={self.name!r}, shape={self.shape})"
+        where = self.poni if self.poni is not None else "inline"
+        return f"Detector(dataset={self.dataset!r}, poni={where!r}, name={self.name!r}, shape={self.shape})"
+
+
+class _Mirrored:
+    """A StackIntegrator built for frames mirrored left-right, applied to the stored frames."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    @property
+    def valid(self):
+        """(H, W) bool: usable pixels in the stored orientation."""
+        return self._inner.valid[:, ::-1].copy()
+
+    @property
+    def qphi_matrix(self):
+        """(nphi·Nq, H·W) csr_matrix over the stored frame's pixels."""
+        h, w = self._inner.shape
+        return self._inner.qphi_matrix[:, np.arange(h * w).reshape(h, w)[:, ::-1].ravel()]
+
+    def qphi(self, frames, monitor=None):
+        return self._inner.qphi(np.asarray(frames)[..., ::-1], monitor)
+
+    def iq(self, frames, monitor=None):
+        return self._inner.iq(np.asarray(frames)[..., ::-1], monitor)
+
+    def qphi_iq(self, frames, monitor=None):
+        return self._inner.qphi_iq(np.asarray(frames)[..., ::-1], monitor)
+
+    def qphi_var(self, frames, monitor=None):
+        return self._inner.qphi_var(np.asarray(frames)[..., ::-1], monitor)

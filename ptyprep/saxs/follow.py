@@ -47,6 +47,7 @@ from ..layout import procdata as L
 from . import products as P
 from . import rawdata as R
 from . import store as W
+from .lixfile import detector_entry
 from .recipe import make_detectors, recipe_qgrid, uses_lix
 from .integration import integrate_share, make_integrators
 from .qgrid import phi_centres
@@ -260,7 +261,7 @@ class ProcdataFollower(Follower):
         """A new output: root, the sample (provisional scan record), pre-sized datasets."""
         saxs, first = self.saxs, self.raw.first
         self.sample = saxs.sample or first.read_meta().label or Path(R.spec_path(self.spec)).stem
-        P.init_file(f, [d.to_json() for d in self.detectors], self.qgrid, saxs.nphi)
+        P.init_file(f, [detector_entry(d) for d in self.detectors], self.qgrid, saxs.nphi)
         scan, _, header = R.read_scan(self.raw, self.sample, R.spec_path(self.spec),
                                       saxs.force_uniform_steps, saxs.prec, total=self.total)
         W.write_sample(f, self.sample, R.spec_path(self.spec), header, scan, self.spec)

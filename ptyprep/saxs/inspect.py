@@ -38,13 +38,14 @@ def summarize(path):
             g = f[sn]
             info = {"data_keys": {k: sorted(g[k]) for k in g if k in L.DATA_KEYS}}
             if L.ATTR_SOURCE in g.attrs:
-                scan = L.from_json(g.attrs[L.ATTR_SCAN])
+                scan = W.read_sample(f, sn)["scan"]
                 info.update(source=str(g.attrs[L.ATTR_SOURCE]), frames=int(scan["n_frames"]),
                             shape=list(scan["shape"]), snake=bool(scan["snake"]),
                             motors=[scan["slow_motor"], scan["fast_motor"]])
                 qp = L.qphi_path(sn)
                 if qp in f:
-                    info["frames_processed"] = int(f[qp].attrs.get(L.ATTR_FRAMES_DONE, 0))
+                    info["frames_processed"] = int(f[qp].attrs.get(L.ATTR_FRAMES_DONE,
+                                                                   f[qp].shape[0]))
             for key in (L.MAPS, L.TOMO):
                 if key in g:
                     info[key] = {k: list(g[key][k][L.SIGNAL].shape) for k in g[key]

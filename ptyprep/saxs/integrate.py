@@ -31,7 +31,7 @@ from ..errors import RecipeError
 from ..fast.sparsebins import BinMatrix
 from .qgrid import check_nphi, check_qgrid, phi_centres, q_bin_bounds, q_segments
 
-__all__ = ["load_poni", "geometry_dict", "StackIntegrator"]
+__all__ = ["load_poni", "geometry_dict", "as_integrator", "StackIntegrator"]
 
 _UNIT = "q_A^-1"
 
@@ -69,6 +69,49 @@ def geometry_dict(ai):
             "wavelength": float(ai.wavelength),
             "detector": str(getattr(det, "name", None) or type(det).__name__), "pixel1": float(det.pixel1), "pixel2": float(det.pixel2),
             "orientation": int(getattr(det, "orientation", 3) or 3)}
+
+
+_GEOMETRY_KEYS = ("dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength", "pixel1", "pixel2")
+
+
+def as_integrator(geometry):
+    """An ``AzimuthalIntegrator`` from a ``.poni`` path, a geometry dict or an integrator.
+
+    A dict holds pyFAI's ``dist``, ``poni1``, ``poni2`` (m), ``rot1``, ``rot2``, ``rot3`` (rad),
+    ``wavelength``, ``pixel1``, ``pixel2`` (m) and optionally ``shape`` (H, W), as
+    :func:`geometry_dict` and :func:`ptyprep.saxs.py4xs.geometry_from_expara` give them; an
+    integrator is copied.  RecipeError for a missing, non-numeric or non-positive field.
+    """
+    from pyFAI.detectors import Detector as PyFAIDetector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    if isinstance(geometry, (str, os.PathLike)):
+        return load_poni(geometry)
+    if isinstance(geometry, AzimuthalIntegrator):
+        own = AzimuthalIntegrator()
+        own.set_config(geometry.get_config())
+        return own
+    if not isinstance(geometry, dict):
+        raise RecipeError(f"geometry {geometry!r} is neither a .poni path, a pyFAI geometry dict nor "
+                          "an AzimuthalIntegrator")
+    missing = [k for k in _GEOMETRY_KEYS if geometry.get(k) is None]
+    if missing:
+        raise RecipeError(f"pyFAI geometry dict lacks {', '.join(missing)}; give dist, poni1, poni2, "
+                          "rot1, rot2, rot3 (m, rad), wavelength and pixel1, pixel2 (m)")
+    try:
+        g = {k: float(geometry[k]) for k in _GEOMETRY_KEYS}
+        shape = geometry.get("shape")
+        shape = None if shape is None else tuple(int(v) for v in shape)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"pyFAI geometry dict has a non-numeric field ({exc})") from exc
+    if int(geometry.get("orientation", 3) or 3) != 3:
+        raise RecipeError(f"pyFAI geometry orientation {geometry['orientation']} is not supported; "
+                          "describe the frames with orientation 3 (pyFAI's default)")
+    for key in ("dist", "wavelength", "pixel1", "pixel2"):
+        if not g[key] > 0:
+            raise RecipeError(f"pyFAI geometry {key} = {g[key]} must be positive (metres)")
+    det = PyFAIDetector(pixel1=g.pop("pixel1"), pixel2=g.pop("pixel2"), max_shape=shape)
+    return AzimuthalIntegrator(detector=det, **g)
 
 
 def _private_ai(ai):
@@ -126,7 +169,7 @@ class StackIntegrator:
     qgrid : (Nq,) array_like, 1/Å
         Bin centres, strictly increasing, possibly piecewise uniform (see :func:`make_qgrid`).
     nphi : int
-        Number of φ bins, even.
+        Number of φ bins.
     valid : (H, W) bool ndarray, optional
         True = usable pixel. Defaults to all pixels of the detector.
     split : {"bbox", "no", "full"}
@@ -182,6 +225,7 @@ class StackIntegrator:
             weight *= np.where(ok, flat, 1.0)
         self._weight = weight.ravel()
         self._dark = None if dark is None else self._image(dark, "dark").astype(np.float64).ravel()
+        self._q_extent = None
         with _quiet_empty_segments():
             self._qphi = self._build(2)
         self.coverage = self._qphi.covered.reshape(self.nphi, self.qgrid.size)
@@ -213,10 +257,28 @@ class StackIntegrator:
             raise RecipeError(f"pyFAI could not build the integration for q {lo:.4g}–{hi:.4g} 1/Å "
                               f"({exc})") from exc
         nrows = n * self.nphi if dim == 2 else n
-        mat = sp.csr_matrix((np.array(data, dtype=np.float32), np.array(indices), np.array(indptr)),
-                            shape=(nrows, self.valid.size))
+        data = np.array(data, dtype=np.float32)
+        indices = np.array(indices)
+        data[~self._pixels_reaching(lo, hi)[indices]] = 0      # pyFAI clips them into edge bins
+        mat = sp.csr_matrix((data, indices, np.array(indptr)), shape=(nrows, self.valid.size))
+        mat.eliminate_zeros()
         ai.reset_engines()                       # the LUT is ours now; free pyFAI's copy
         return mat
+
+    def _pixels_reaching(self, lo, hi):
+        """(H·W,) bool: pixels reaching the q range [lo, hi] (1/Å) of a segment (pyFAI's CSR
+        puts pixels outside ``radial_range`` into its edge bins): by the centre without
+        splitting, by any part with it."""
+        if self._q_extent is None:
+            if self.split == "no":
+                qc = self._ai.center_array(self.shape, unit=_UNIT).ravel()
+                self._q_extent = (qc, qc)
+            else:
+                corners = self._ai.array_from_unit(self.shape, "corner", unit=_UNIT)[..., 0]
+                self._q_extent = (corners.min(axis=-1).ravel(), corners.max(axis=-1).ravel())
+        qmin, qmax = self._q_extent
+        tol = 1e-6 * (hi - lo)
+        return (qmax >= lo - tol) & (qmin <= hi + tol)
 
     def _build(self, dim):
         """Matrix (rows = bins in our order), normalisation (NaN = uncovered) and dark term."""

@@ -134,12 +134,19 @@ def _images(f, sn, key):
         sub = g[name]
         if L.SIGNAL not in sub or sub[L.SIGNAL].ndim != 2:
             continue
-        ds, xs, ys = sub[L.SIGNAL], sub[L.AXIS_X], sub[L.AXIS_Y]
+        ds = sub[L.SIGNAL]
         attrs = dict(sub.attrs)
         attrs.update({k: v for k, v in ds.attrs.items() if k == L.ATTR_UNITS})
-        out.append({"name": name, "d": ds[()], "x": xs[()], "y": ys[()], "attrs": attrs,
-                    "xlabel": axis_label(xs), "ylabel": axis_label(ys),
-                    "motor": _text(xs.attrs.get(L.ATTR_LONG_NAME, "")), "unit": _unit(xs.attrs)})
+        if L.AXIS_X in sub:
+            xs, ys = sub[L.AXIS_X], sub[L.AXIS_Y]
+            axes = {"x": xs[()], "y": ys[()], "xlabel": axis_label(xs), "ylabel": axis_label(ys),
+                    "motor": _text(xs.attrs.get(L.ATTR_LONG_NAME, "")), "unit": _unit(xs.attrs)}
+        else:                 # lixtools' layout: the coordinates are the group's @xc/@yc
+            a, xl = g.attrs, _text(g.attrs.get(L.ATTR_XC_LABEL, "x"))
+            axes = {"x": np.asarray(a[L.ATTR_XC], float), "y": np.asarray(a[L.ATTR_YC], float),
+                    "xlabel": xl, "ylabel": _text(a.get(L.ATTR_YC_LABEL, "y")), "motor": xl,
+                    "unit": ""}
+        out.append({"name": name, "d": ds[()], "attrs": attrs, **axes})
     return out
 
 
@@ -264,8 +271,9 @@ def _mean_frames(ds, count=QPHI_FRAMES):
 
 
 def _q_bins(g):
-    """``(q, q_lo, q_hi)`` of a q-φ group (bounds from the centres in older files)."""
-    q = g[L.AXIS_Q][()]
+    """``(q, q_lo, q_hi)`` of a q-φ group (bounds from the centres in older files and
+    lixtools', whose q centres are the parent's ``@xc``)."""
+    q = g[L.AXIS_Q][()] if L.AXIS_Q in g else np.asarray(g.parent.attrs[L.ATTR_XC], float)
     if L.AXIS_Q_LO in g and L.AXIS_Q_HI in g:
         return q, g[L.AXIS_Q_LO][()], g[L.AXIS_Q_HI][()]
     half = np.gradient(q) / 2 if len(q) > 1 else np.full(len(q), 0.5)
@@ -273,12 +281,8 @@ def _q_bins(g):
 
 
 def _phi_range(g):
-    if L.AXIS_PHI_EDGES in g:
-        edges = g[L.AXIS_PHI_EDGES][()]
-        return float(edges[0]), float(edges[-1])
-    phi = g[L.AXIS_PHI][()]
-    half = (phi[1] - phi[0]) / 2 if len(phi) > 1 else 180.0
-    return float(phi[0] - half), float(phi[-1] + half)
+    edges = g[L.AXIS_PHI_EDGES][()] if L.AXIS_PHI_EDGES in g else [-180.0, 180.0]  # the circle
+    return float(edges[0]), float(edges[-1])
 
 
 def _q_axis(ax, q_lo, q_hi, unit):
@@ -339,7 +343,7 @@ def qphi_figure(f, sn, frames=QPHI_FRAMES):
         else:
             img, label = mean, "I − background (a.u.)"
         q, q_lo, q_hi = _q_bins(g)
-        q_unit = _unit(g[L.AXIS_Q].attrs) or "1/Å"
+        q_unit = (_unit(g[L.AXIS_Q].attrs) if L.AXIS_Q in g else "") or "1/Å"
         uniform = len(q) < 2 or bool(np.allclose(q_lo[1:], q_hi[:-1])
                                      and np.allclose(q_hi - q_lo, q_hi[0] - q_lo[0]))
         x0, x1 = (q_lo[0], q_hi[-1]) if uniform else (0, len(q))
@@ -349,7 +353,8 @@ def qphi_figure(f, sn, frames=QPHI_FRAMES):
             ax.set_xlabel(f"q ({q_unit})")
         else:
             _q_axis(ax, q_lo, q_hi, q_unit)
-        ax.set_ylabel(axis_label(g[L.AXIS_PHI], "φ").replace("phi", "φ", 1))
+        ax.set_ylabel(axis_label(g[L.AXIS_PHI], "φ").replace("phi", "φ", 1) if L.AXIS_PHI in g
+                      else "φ (deg)")
         ax.set_title(_wrap(f"{sub}: mean of {used} of {ds.shape[0]} frames",
                            _chars(QPHI_IN[0] * 0.75)))
         _colorbar(fig, ax, art, label)

@@ -16,12 +16,17 @@ from .tomo import is_angle_axis, reconstruct
 
 
 def init_file(f, detectors, qgrid, nphi, map_path=None):
-    """Write or check the root of a proc_data file; ``map_path`` rewrites every ``@source``."""
+    """Write or check the root of a proc_data file; ``map_path`` rewrites every ``@source``.
+
+    ``detectors`` are the ``@detectors`` entries
+    (:func:`ptyprep.saxs.lixfile.detector_entry`).  An existing file keeps its root
+    (a file lixtools wrote is not marked as ptyprep's).
+    """
     if L.ATTR_QGRID in f.attrs:
         root = W.read_root(f)
         qgrid = root["qgrid"] if qgrid is None else qgrid
         nphi = root["nphi"] if nphi is None else int(nphi)
-        W.init_root(f, detectors or root["detectors"], qgrid, nphi)
+        W.check_root(f, detectors, qgrid, nphi)
     else:
         if qgrid is None:
             raise RecipeError(f"{f.filename!r} is a new file: give qgrid= (q bin centres in "

@@ -3,7 +3,9 @@
 * q in 1/Å; a grid may be piecewise uniform (several segments of different steps, as at
   LiX): each bin spans half a step either side of its centre within its segment, so no bin
   spans the gap between segments.
-* φ in degrees, ``nphi`` even bins covering [−180°, 180°), so a 180° roll is exact.
+* φ in degrees, ``nphi`` bins covering [−180°, 180°), labelled by their centres.  With an
+  even ``nphi`` the bin 180° away from a bin is a bin; with an odd one (lixtools' 61) it
+  falls half-way between two bins (see :func:`ptyprep.saxs.attrs.symmetrize`).
 """
 
 import numpy as np
@@ -142,16 +144,16 @@ def q_edges(qgrid):
 
 
 def check_nphi(nphi, name="nphi"):
-    """``nphi`` as an int; RecipeError (naming the value as ``name``) unless it is an even
-    integer >= 2."""
-    if isinstance(nphi, bool) or not isinstance(nphi, (int, np.integer)) or nphi < 2 or nphi % 2:
-        raise RecipeError(f"{name} = {nphi!r} must be an even integer >= 2 (e.g. 36, 60, 180), "
-                          "so that a 180° roll is exact")
+    """``nphi`` as an int; RecipeError (naming the value as ``name``) unless it is an integer
+    >= 2 (even or odd)."""
+    if isinstance(nphi, bool) or not isinstance(nphi, (int, np.integer)) or nphi < 2:
+        raise RecipeError(f"{name} = {nphi!r} must be an integer >= 2 (e.g. 36, 60, 61, 180): "
+                          "the number of φ bins over [-180°, 180°)")
     return int(nphi)
 
 
 def phi_edges(nphi):
-    """(nphi+1,) φ bin edges in degrees, from −180 to 180. ``nphi`` must be even."""
+    """(nphi+1,) φ bin edges in degrees, from −180 to 180."""
     return np.linspace(-180.0, 180.0, check_nphi(nphi) + 1)
 
 

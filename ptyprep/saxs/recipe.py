@@ -3,8 +3,10 @@
 ```toml
 [saxs]
 qgrid = [[0.005, 0.3, 0.002], [0.31, 2.5, 0.01]]   # segments [q0, q1, step], 1/Å
-nphi = 60                                          # even
+nphi = 60                                          # φ bins over [-180, 180) (even or odd)
+conventions = "ptyprep"                            # or "lixtools": lixtools' numbers (docs/lixtools.md)
 split = "bbox"                                     # pyFAI pixel splitting: no | bbox | full
+                                                   # (default from conventions: bbox, lixtools: no)
 detectors = [{dataset = "pil1M_image", poni = "saxs.poni", valid = "saxs_valid.npy", scale = 1.0}]
 raw_files = []                                     # LiX files; default: [source] path
 sample = ""                                        # non-LiX sources: sample name (default the scan label)
@@ -32,6 +34,7 @@ from typing import Optional
 
 from ..errors import RecipeError
 from ..layout.procdata import MONITOR_ATTRS
+from .conventions import apply_to_detectors, get_conventions
 from .qgrid import check_nphi
 
 DETECTOR_KEYS = ("dataset", "poni", "valid", "scale", "name", "polarization_factor",
@@ -47,6 +50,7 @@ class SaxsSection:
     detectors: tuple = ()
     qgrid: tuple = ()
     nphi: int = 60
+    conventions: str = "ptyprep"
     split: str = "bbox"
     raw_files: tuple = ()
     force_uniform_steps: bool = True
@@ -171,8 +175,14 @@ def parse_saxs_section(table):
     values["detectors"] = _detectors(t.pop("detectors"))
     values["qgrid"] = _qgrid(t.pop("qgrid"))
     values["nphi"] = check_nphi(t.pop("nphi", 60), "saxs.nphi")
+    conv = t.pop("conventions", "ptyprep")
+    if not isinstance(conv, str):
+        raise RecipeError(f"saxs.conventions must be a string ('ptyprep' or 'lixtools'), got {conv!r}")
+    conv = get_conventions(conv)
+    values["conventions"] = conv.name
+    values["split"] = conv.split
     if "attrs" in t:
-        values["attrs"] = _attrs(t.pop("attrs"))
+        values["attrs"] = tuple(_with_hop_definition(a, conv) for a in _attrs(t.pop("attrs")))
     for key in ("raw_files", "maps", "tomo", "background_data_keys"):
         if key in t:
             values[key] = _str_list(f"saxs.{key}", t.pop(key))
@@ -211,6 +221,13 @@ def parse_saxs_section(table):
             values[key] = t.pop(key)
     _check_products(values)
     return SaxsSection(**values)
+
+
+def _with_hop_definition(attr, conv):
+    """A ``hop`` entry gets the conventions' definition unless its kwargs give one."""
+    if attr["func"] == "hop" and "definition" not in attr["kwargs"]:
+        return {**attr, "kwargs": {**attr["kwargs"], "definition": conv.hop_definition}}
+    return attr
 
 
 #: Per-frame attributes every import makes (beam monitors) or derives (absorption).
@@ -262,7 +279,7 @@ def make_detectors(recipe):
             if isinstance(spec.get(key), str):
                 spec[key] = _resolve_spec(recipe, spec[key])
         out.append(Detector(**spec))
-    return out
+    return apply_to_detectors(recipe.section("saxs").conventions, out)
 
 
 def _resolve_spec(recipe, value):

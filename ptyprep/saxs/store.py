@@ -12,25 +12,20 @@ from ..layout.filters import dataset_filters
 from ..errors import LayoutError
 from ..layout import nexus as NX
 from ..layout import procdata as L
+from . import lixfile as X
 from .qgrid import phi_centres, phi_edges, q_bin_bounds
 
 
 def init_root(f, detectors, qgrid, nphi):
-    """Write the root attributes, or check them against an existing file.
+    """Write the root attributes of a new proc_data file.
 
     Parameters
     ----------
     f : h5py.File
     detectors : list of dict
-        ``Detector.to_json()`` of every detector.
+        The ``@detectors`` entries (:func:`ptyprep.saxs.lixfile.detector_entry`).
     qgrid : (Nq,) q centres, 1/Å;  nphi : int
     """
-    if L.ATTR_QGRID in f.attrs:
-        old_q, old_n = np.asarray(f.attrs[L.ATTR_QGRID]), int(f.attrs[L.ATTR_NPHI])
-        if old_n != nphi or old_q.shape != np.shape(qgrid) or not np.allclose(old_q, qgrid):
-            raise LayoutError(f"{f.filename!r} was made with Nphi={old_n} and {old_q.size} q bins; "
-                              f"cannot continue it with Nphi={nphi} and {np.size(qgrid)} q bins "
-                              "(use a new output file)")
     f.attrs[L.ATTR_LAYOUT] = L.LAYOUT_NAME
     f.attrs[L.ATTR_LAYOUT_VERSION] = L.LAYOUT_VERSION
     f.attrs[L.ATTR_DETECTORS] = L.to_json(detectors)
@@ -38,13 +33,32 @@ def init_root(f, detectors, qgrid, nphi):
     f.attrs[L.ATTR_NPHI] = np.int64(nphi)
     f.attrs[L.ATTR_Q_UNIT] = L.Q_UNIT
     f.attrs[L.ATTR_PHI_CONVENTION] = L.PHI_CONVENTION
+    X.mark_root(f)
+
+
+def check_root(f, detectors, qgrid, nphi):
+    """Check an existing file's root against ``qgrid``/``nphi``; write nothing it holds.
+
+    The root of a file lixtools wrote is left as it is; in ptyprep's own file
+    ``@detectors`` is refreshed when other detectors are given.
+    """
+    old_q, old_n = np.asarray(f.attrs[L.ATTR_QGRID]), int(f.attrs[L.ATTR_NPHI])
+    if old_n != nphi or old_q.shape != np.shape(qgrid) or not np.allclose(old_q, qgrid):
+        raise LayoutError(f"{f.filename!r} was made with Nphi={old_n} and {old_q.size} q bins; "
+                          f"cannot continue it with Nphi={nphi} and {np.size(qgrid)} q bins "
+                          "(use a new output file)")
+    if detectors and L.ATTR_LAYOUT in f.attrs:
+        text = L.to_json(detectors)
+        if str(f.attrs.get(L.ATTR_DETECTORS, "")) != text:
+            f.attrs[L.ATTR_DETECTORS] = text
 
 
 def read_root(f):
-    """``{"detectors", "qgrid", "nphi"}`` of a proc_data file."""
+    """``{"detectors", "qgrid", "nphi"}`` of a proc_data file (ptyprep's or lixtools')."""
     if L.ATTR_QGRID not in f.attrs:
         raise LayoutError(f"{f.filename!r} is not a proc_data file (no @{L.ATTR_QGRID})")
-    return {"detectors": L.from_json(f.attrs[L.ATTR_DETECTORS]),
+    entries = L.from_json(f.attrs[L.ATTR_DETECTORS]) if L.ATTR_DETECTORS in f.attrs else []
+    return {"detectors": [X.ptyprep_detector(e) for e in entries],
             "qgrid": np.asarray(f.attrs[L.ATTR_QGRID], dtype=np.float64),
             "nphi": int(f.attrs[L.ATTR_NPHI])}
 
@@ -64,8 +78,9 @@ def write_sample(f, sn, source, header, scan, spec=None):
     if spec is not None:
         g.attrs[L.ATTR_SOURCE_SPEC] = L.to_json(spec)
     g.attrs[L.ATTR_HEADER] = L.to_json(header)
-    g.attrs[L.ATTR_SCAN] = L.to_json(scan)
+    g.attrs[L.ATTR_SCAN] = L.to_json(X.lix_scan(scan))
     sg = g.require_group(L.SCAN)
+    X.mark_data_key(sg)
     write_axis(sg, L.SCAN_SLOW, scan["slow_positions"], long_name=scan["slow_motor"])
     write_axis(sg, L.SCAN_FAST, scan["fast_positions"], long_name=scan["fast_motor"])
     return g
@@ -77,7 +92,7 @@ def read_sample(f, sn):
         raise LayoutError(f"sample {sn!r} is not in {f.filename!r}; samples: {samples(f)}")
     a = f[sn].attrs
     return {"source": str(a[L.ATTR_SOURCE]), "header": L.from_json(a[L.ATTR_HEADER]),
-            "scan": L.from_json(a[L.ATTR_SCAN]),
+            "scan": X.ptyprep_scan(L.from_json(a[L.ATTR_SCAN])),
             "spec": L.from_json(a[L.ATTR_SOURCE_SPEC]) if L.ATTR_SOURCE_SPEC in a else None}
 
 
@@ -103,10 +118,12 @@ def _frames_dataset(parent, name, shape, compression):
 def create_qphi(f, sn, n_frames, qgrid, nphi, sub=L.MERGED, compression="gzip"):
     """Pre-size ``qphi/<sub>/d`` ``(N, Nphi, Nq)`` with its axes; returns the dataset."""
     qg = f.require_group(f"{L.sample_path(sn)}/{L.QPHI}")
-    qg.attrs[L.ATTR_XC], qg.attrs[L.ATTR_YC] = np.asarray(qgrid, float), phi_centres(nphi)
-    qg.attrs[L.ATTR_XC_LABEL], qg.attrs[L.ATTR_YC_LABEL] = "q", "phi"
+    if L.ATTR_XC not in qg.attrs:       # lixtools' own labels, in a file it wrote, stay
+        qg.attrs[L.ATTR_XC], qg.attrs[L.ATTR_YC] = np.asarray(qgrid, float), phi_centres(nphi)
+        qg.attrs[L.ATTR_XC_LABEL], qg.attrs[L.ATTR_YC_LABEL] = "q", "phi"
     g = f.require_group(L.qphi_group(sn, sub))
     ds = _frames_dataset(g, L.SIGNAL, (n_frames, nphi, len(qgrid)), compression)
+    X.mark_matrix(g, n_frames)
     write_axis(g, L.AXIS_Q, qgrid, units=L.Q_UNIT)
     write_axis(g, L.AXIS_PHI, phi_centres(nphi), units="degree")
     lo, hi = q_bin_bounds(qgrid)
@@ -135,6 +152,7 @@ def write_iphi(f, sn, values, nphi, qrange, sub=L.MERGED, compression="gzip"):
     g.attrs[L.ATTR_QRANGE] = np.asarray(qrange, dtype=np.float64)
     write_axis(g, L.AXIS_PHI, phi_centres(nphi), units="degree")
     set_nxdata(g, sub, [".", L.AXIS_PHI])
+    X.mark_data_key(g)
     return ds
 
 
@@ -145,6 +163,7 @@ def create_iq(f, sn, n_frames, qgrid, sub=L.MERGED, compression="gzip"):
     ds = _frames_dataset(g, sub, (n_frames, len(qgrid)), compression)
     write_axis(g, L.AXIS_Q, qgrid, units=L.Q_UNIT)
     set_nxdata(g, sub, [".", L.AXIS_Q])
+    X.mark_data_key(g)
     return ds
 
 
@@ -163,6 +182,7 @@ def frames_done(f, path):
 def write_attr(f, sn, name, values):
     """(Re)write ``attrs/<name>`` (``(N,)`` or ``(N, k)`` float64)."""
     g = f.require_group(f"{L.sample_path(sn)}/{L.ATTRS}")
+    X.mark_data_key(g)
     if name in g:
         del g[name]
     g.create_dataset(name, data=np.asarray(values, dtype=np.float64))
@@ -188,6 +208,7 @@ def _image_group(f, path, data, ycoords, xcoords, ylabel, xlabel, compression="g
     write_axis(g, L.AXIS_X, xcoords, long_name=xlabel)
     axes = ["."] * (data.ndim - 2) + [L.AXIS_Y, L.AXIS_X]
     set_nxdata(g, L.SIGNAL, axes)
+    X.mark_matrix(g, data.shape[0] if data.ndim > 2 else 1)
     return g
 
 
@@ -217,6 +238,10 @@ def read_map(f, sn, name):
         raise LayoutError(f"map {name!r} of sample {sn!r} does not exist; "
                           "make it with make_map_from_attr first")
     g = f[path]
+    if L.AXIS_Y not in g:             # written by lixtools: the axes are the group's @yc/@xc
+        a = g.parent.attrs
+        return (g[L.SIGNAL][()], np.asarray(a[L.ATTR_YC], float), np.asarray(a[L.ATTR_XC], float),
+                str(a.get(L.ATTR_YC_LABEL, "")), str(a.get(L.ATTR_XC_LABEL, "")), dict(g.attrs))
     return (g[L.SIGNAL][()], g[L.AXIS_Y][()], g[L.AXIS_X][()],
             str(g[L.AXIS_Y].attrs.get(L.ATTR_LONG_NAME, "")),
             str(g[L.AXIS_X].attrs.get(L.ATTR_LONG_NAME, "")), dict(g.attrs))

@@ -92,7 +92,8 @@ def test_layout_round_trip(data):
         assert f.attrs["Nphi"] == F.NPHI
         np.testing.assert_allclose(f.attrs["qgrid"], QGRID)
         assert "atan2(-drow, dcol)" in f.attrs["phi_convention"]
-        assert [d["dataset"] for d in json.loads(f.attrs["detectors"])] == ["pil1M_image", "pilW2_image"]
+        assert [d["ptyprep"]["dataset"] for d in json.loads(f.attrs["detectors"])] == [
+        "pil1M_image", "pilW2_image"]
         g = f["spec_A"]
         assert g.attrs["source"] == data["files"][0]
         assert json.loads(g.attrs["header"])["plan_name"] == "raster"
@@ -162,8 +163,8 @@ def test_background_subtraction(data):
 
 def test_bad_inputs(data, tmp_path):
     files, dets = data["files"], data["dets"]
-    with pytest.raises(RecipeError, match="even"):
-        ScanAnalysis(tmp_path / "x.h5", dets, QGRID, nphi=13)
+    with pytest.raises(RecipeError, match="integer >= 2"):
+        ScanAnalysis(tmp_path / "x.h5", dets, QGRID, nphi=1)
     missing = [dets[0], type(dets[0])(dataset="pilW1_image", poni=dets[0].poni)]
     an = ScanAnalysis(tmp_path / "m.h5", missing, QGRID, F.NPHI)
     with pytest.raises(SourceError, match="detector dataset 'pilW1_image' missing"):

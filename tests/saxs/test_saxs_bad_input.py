@@ -138,8 +138,8 @@ def test_scan_shape_inconsistent(run):
     assert "needs 45 frames, the raw file holds 36" in line
 
 
-def test_odd_nphi(run):
-    assert "nphi = 13 must be an even integer" in run(lix(nphi=13))
+def test_nphi_below_two(run):
+    assert "nphi = 1 must be an integer >= 2" in run(lix(nphi=1))
 
 
 @pytest.mark.parametrize("qgrid, match", [

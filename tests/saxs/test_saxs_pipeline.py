@@ -53,9 +53,11 @@ def test_parse_saxs_section():
     assert sec.to_dict()["qgrid"] == [[0.01, 0.1, 0.01]]
     with pytest.raises(RecipeError, match="valid keys: detectors, qgrid"):
         parse_saxs_section({"detectors": [], "qgrid": [], "nphii": 3})
-    with pytest.raises(RecipeError, match="even"):
+    with pytest.raises(RecipeError, match="integer >= 2"):
         parse_saxs_section({"detectors": [{"dataset": "a", "poni": "p"}],
-                            "qgrid": [[0.01, 0.1, 0.01]], "nphi": 35})
+                            "qgrid": [[0.01, 0.1, 0.01]], "nphi": 1.5})
+    assert parse_saxs_section({"detectors": [{"dataset": "a", "poni": "p"}],
+                               "qgrid": [[0.01, 0.1, 0.01]], "nphi": 35}).nphi == 35
     with pytest.raises(RecipeError, match=r"saxs.detectors\[0\].mask"):
         parse_saxs_section({"detectors": [{"dataset": "a", "poni": "p", "mask": "m"}],
                             "qgrid": [[0.01, 0.1, 0.01]]})
