@@ -1,5 +1,6 @@
 """HDF5Source: layouts, compression, ROI reads, positions, masks, geometry, errors."""
 
+import os
 import subprocess
 import sys
 
@@ -417,3 +418,39 @@ def test_the_lix_reader_is_part_of_the_package(tmp_path):
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ptyprep.sources.nsls2_lix", "LixRaw"]
+
+
+SHADOWING = """
+import ptyprep
+from ptyprep.sources.hdf5 import HDF5Source
+
+class Mine(HDF5Source):
+    pass
+
+ptyprep.register_source("hdf5", Mine)
+"""
+
+OTHER_PTYPREP = """
+import importlib.util, pathlib
+spec = importlib.util.spec_from_file_location(
+    "ptyprep", pathlib.Path(__file__).parent / "other" / "ptyprep" / "__init__.py")
+ptyprep = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ptyprep)
+"""
+
+
+@pytest.mark.parametrize("code, message", [
+    (SHADOWING, "registers source 'hdf5', which ptyprep has built in; give the source"),
+    (OTHER_PTYPREP, "another ptyprep is on the path")], ids=["built-in name", "other ptyprep"])
+def test_an_experiments_module_that_shadows_is_one_line(tmp_path, code, message):
+    folder = tmp_path / "beamline"
+    (folder / "other" / "ptyprep").mkdir(parents=True)
+    (folder / "other" / "ptyprep" / "__init__.py").write_text("")
+    (folder / "mine.py").write_text(code)
+    done = subprocess.run([sys.executable, "-m", "ptyprep", "sources"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PTYPREP_EXPERIMENTS": str(folder)})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ptyprep: error: ") and message in lines[0]
+    assert str(folder / "mine.py") in lines[0]

@@ -30,9 +30,17 @@ def experiment_dirs():
     return [f for f in folders if f.is_dir()]
 
 
+_loading = None                   # the experiments module being imported, while it is
+
+
 def load_experiments():
-    """Import every ``experiments/*.py`` module once (they register sources and formats)."""
-    global _experiments_loaded
+    """Import every ``experiments/*.py`` module once (they register sources and formats).
+
+    A broken module is skipped with a warning; a module that registers a name ptyprep
+    has built in, or that imported another ``ptyprep`` than this one, is an error
+    (RecipeError naming the file), never a silent replacement.
+    """
+    global _experiments_loaded, _loading
     if _experiments_loaded:
         return
     _experiments_loaded = True
@@ -41,10 +49,28 @@ def load_experiments():
             continue
         spec = importlib.util.spec_from_file_location(f"ptyprep_experiments.{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
+        _loading = path
         try:
             spec.loader.exec_module(module)
+        except RecipeError:
+            raise
         except Exception as exc:  # a broken beamline file must not break the others
             log.warning("skipping experiments/%s: %s", path.name, exc)
+        finally:
+            _loading = None
+        check_same_ptyprep(path, module)
+
+
+def check_same_ptyprep(path, module):
+    """RecipeError when ``module`` holds a ``ptyprep`` module from another installation."""
+    here = Path(__file__).resolve().parents[1]
+    for value in vars(module).values():
+        name, file = getattr(value, "__name__", ""), getattr(value, "__file__", None)
+        if isinstance(value, type(os)) and name.split(".")[0] == "ptyprep" and file:
+            if here not in Path(file).resolve().parents and Path(file).resolve().parent != here:
+                raise RecipeError(f"{path} imported {name} from {file}, not from {here}: another "
+                                  "ptyprep is on the path (a ptyprep/ folder in the working "
+                                  "directory?); run from another folder or fix PYTHONPATH")
 
 
 class Registry:
@@ -70,10 +96,17 @@ class Registry:
         self._discovered = False
 
     def register(self, name, cls):
-        """Make ``cls`` available under ``name`` (it replaces a built-in of that name)."""
+        """Make ``cls`` available under ``name``.
+
+        A call from user code replaces a built-in of that name; one from an
+        ``experiments/`` module may not (RecipeError).
+        """
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise TypeError(f"register_{self.kind}({name!r}, ...) needs a "
                             f"{self.base.__name__} subclass, got {cls!r}")
+        if _loading is not None and name in self.builtins:
+            raise RecipeError(f"{_loading} registers {self.kind} {name!r}, which ptyprep has "
+                              f"built in; give the {self.kind} in that file another name")
         self._classes[name] = cls
         return cls
 
