@@ -16,7 +16,7 @@ __all__ = [
     "__version__", "load_recipe", "Recipe", "run", "iter_chunks", "read_ptyd", "export",
     "ScanSource", "ScanMeta", "FrameStack", "register_source", "get_source", "source_names",
     "PtyprepError", "RecipeError", "SourceError", "LayoutError", "OutputError", "OtherRankError",
-    "Format", "register_format", "format_names",
+    "Format", "register_format", "format_names", "view",
 ]
 
 _LAZY = {
@@ -27,6 +27,7 @@ _LAZY = {
     "Format": ("ptyprep.engine.formats", "Format"),
     "register_format": ("ptyprep.engine.formats", "register_format"),
     "format_names": ("ptyprep.engine.formats", "format_names"),
+    "view": ("ptyprep.view", "view"),      # the package is callable too: ptyprep.view(FILE)
 }
 
 

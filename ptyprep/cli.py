@@ -1,4 +1,4 @@
-"""Command line: ``ptyprep run|watch|validate|inspect|plot|sources|formats|demo``.
+"""Command line: ``ptyprep run|watch|validate|inspect|plot|view|sources|formats|demo``.
 
 Every failure ends with one line ``ptyprep: error: ...`` on stderr: exit status 2 for
 bad input (recipe, raw data), 1 for anything else (a full disk, no permission, an
@@ -32,6 +32,7 @@ examples:
   mpiexec -n 4 python -m mpi4py -m ptyprep run scan.toml    the same on 4 MPI ranks
   ptyprep inspect out/scan.ptyd                  what is in a prepared file
   ptyprep plot out/scan.ptyd --out scan.png      mean frame, valid mask and scan positions
+  ptyprep view out/scan.ptyd                     interactive page: click a position, see its frame
 """
 
 
@@ -110,6 +111,9 @@ def build_parser():
     p.add_argument("--dataset", metavar="PATH", default=None,
                    help="raw files: HDF5 path of the frames to draw (default: the 3-D "
                         "dataset holding the most data)")
+    from .view.server import VIEW_DESCRIPTION, VIEW_HELP, add_view_arguments
+
+    add_view_arguments(add_parser("view", help=VIEW_HELP, description=VIEW_DESCRIPTION))
     p = add_parser("export", help="convert a prepared scan (.ptyd) for another reconstruction "
                                   "code: cxi | ptychodus | ptylab | fold_slice",
                    description="Convert a prepared scan (.ptyd, any save mode) for another "
@@ -249,6 +253,13 @@ def _cmd_plot(args, comm):
         print(f"wrote {path}")
 
 
+def _cmd_view(args, comm):
+    from .view.server import serve
+
+    return serve(args.file, args.port, args.browser, args.status_path, ranks=comm.size,
+                 announce=lambda line: print(line, flush=True))
+
+
 def _cmd_export(args, comm):
     from .convert import export
 
@@ -278,7 +289,7 @@ def _cmd_demo(args, comm):
 
 
 COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate,
-            "inspect": _cmd_inspect, "plot": _cmd_plot, "export": _cmd_export,
+            "inspect": _cmd_inspect, "plot": _cmd_plot, "view": _cmd_view, "export": _cmd_export,
             "sources": _cmd_sources,
             "formats": _cmd_formats, "demo": _cmd_demo}
 

@@ -41,6 +41,8 @@ def run_demo(kind, out_dir, comm):
         result = run_saxs_demo(out / "saxs", comm=comm)
         for key, value in result.items():
             yield f"saxs {key}: {value}"
+        if comm.rank == 0:
+            yield f"saxs look: ptyprep view {result['procdata']}"
 
 
 def _ptycho(out, comm):
@@ -57,6 +59,7 @@ def _ptycho(out, comm):
         yield f"prepared {result['frames']} frames in {result['seconds']:.1f} s -> {result['path']}"
         yield f"picture: {png}"
         yield f"next:    ptyprep inspect {result['path']}"
+        yield f"look:    ptyprep view {result['path']}"
 
 
 def run_saxs_demo(out_dir, comm=None):

@@ -320,7 +320,7 @@ def test_every_command_and_option_is_described():
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(commands.choices) == {"run", "watch", "validate", "inspect", "plot", "sources",
-                                     "formats", "demo", "export"}
+                                     "formats", "demo", "export", "view"}
     helps = {c.dest: c.help for c in commands._choices_actions}
     for name, sub in commands.choices.items():
         assert helps.get(name), f"command {name} has no help"

@@ -22,7 +22,7 @@ ROOT = PACKAGE.parent
 
 LAYERS = {"fast": 0, "errors": 1, "_version": 1, "orientation": 1, "layout": 2, "sources": 3,
           "engine": 4, "ptycho": 5, "saxs": 5, "exports": 5.5, "cli": 6, "convert": 6, "validate": 6, "inspect": 6, "plot": 6, "demo": 6,
-          "acquire": 6, "recipe": 6, "__init__": 6, "__main__": 6}
+          "acquire": 6, "recipe": 6, "__init__": 6, "__main__": 6, "view": 6}
 SIBLINGS = {"ptycho", "saxs"}
 MAX_LINES = 400
 COLLECTIVES = {"bcast", "allgather", "gather", "barrier", "allreduce", "reduce", "alltoall",

@@ -95,3 +95,23 @@ def test_pixels_py4xs_moves_past_180_are_kept(lix_file, ptyprep_lix):
     with h5py.File(fn, "r") as f:
         frame = f["spec_A/qphi/merged/d"][0]
     assert np.isfinite(frame[rows[inside], cols[inside]]).all()   # ptyprep counted them
+
+
+def test_ptyprep_view_reads_a_file_lixtools_wrote(lix_file):
+    """The viewer's readers on lixtools' layout: maps without axis datasets, qphi without
+    ``@frames_done``; a click reads that frame."""
+    from ptyprep.view.files import file_kind
+    from ptyprep.view.procdata_reader import ProcdataReader
+
+    fn = lix_file["fn"]
+    assert file_kind(fn) == "procdata"
+    reader = ProcdataReader(fn)
+    assert list(reader.samples()) == ["spec_A", "spec_B"]
+    images = reader.images("overall")
+    assert sorted(i.name for i in images) == ["int_saxs", "transmission"]
+    with h5py.File(fn, "r") as f:
+        xc = f["overall/maps"].attrs["xc"]
+        frame = reader.frame("spec_B", 5)
+        np.testing.assert_array_equal(frame.qphi, f["spec_B/qphi/merged/d"][5])
+    image = next(i for i in images if i.name == "int_saxs")
+    np.testing.assert_allclose(image.x, xc)
