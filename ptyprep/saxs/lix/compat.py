@@ -25,6 +25,8 @@ import logging
 import h5py
 import numpy as np
 
+from ...engine.collective import on_root
+from ...engine.comm import world
 from ...errors import RecipeError
 from ...layout import procdata as L
 from .. import attrs as A
@@ -106,7 +108,8 @@ class h5xs_an(ScanAnalysis):  # noqa: N801 - lixtools' name
             raise RecipeError(f"pre_proc={pre_proc!r}: ptyprep makes q-φ maps and I(q) together; "
                               "use pre_proc='2D'")
         self._replacements = dict(replace_path or {})
-        nphi = _existing_nphi(fn, Nphi)
+        comm = comm if comm is not None else world()
+        nphi = on_root(comm, _existing_nphi, fn, Nphi)     # rank 0 alone opens the file
         super().__init__(fn, detectors, qgrid, nphi, comm=comm,
                          replace_path=("", "") if self._replacements else None,
                          compression=compression, conventions=conventions)
@@ -131,7 +134,9 @@ class h5xs_an(ScanAnalysis):  # noqa: N801 - lixtools' name
             self.proc_data.setdefault(sn, {})
 
     def _reload(self, samples=None, data_keys=None, sub_keys=None):
-        for sn, keys in load_entries(self.fn, samples, data_keys, sub_keys).items():
+        # read on rank 0 and broadcast: no rank still reads when rank 0 next writes
+        entries = self._on_root(lambda: load_entries(self.fn, samples, data_keys, sub_keys))
+        for sn, keys in entries.items():
             for key, subs in keys.items():
                 self.proc_data.setdefault(sn, {}).setdefault(key, {}).update(subs)
 
