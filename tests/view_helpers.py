@@ -120,8 +120,13 @@ def open_page(driver, url, name):
     wait_js(driver, "return window.Bokeh !== undefined && Bokeh.documents.length > 0 && "
                     "Bokeh.index.roots.length > 0 && "
                     "Bokeh.documents[0].get_model_by_name(arguments[0]) != null", name)
+    open_page_drawn(driver, name)
+
+
+def open_page_drawn(driver, name, timeout=30):
+    """Wait until the figure named ``name`` of the page loaded is laid out and painted."""
     wait_js(driver, FIND_VIEW + "return view != null && view.frame.bbox.width > 0 && "
-                                "!view._needs_paint", name, timeout=30)
+                                "!view._needs_paint", name, timeout=timeout)
 
 
 def model(driver, name, expression):

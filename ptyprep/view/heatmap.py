@@ -3,9 +3,12 @@
 :class:`Heatmap` draws values ``(ny, nx)`` whose pixels are centred on the positions
 ``x`` (nx,) and ``y`` (ny,) — motor positions of a map, q and φ bins of a q-φ map, pixel
 indices of a detector frame.  On evenly spaced axes it is one ``image`` glyph (the
-values in its source, as given); on uneven ones (a q grid in segments) one ``quad`` per
-pixel with the pixel's bin edges, so the axes are right either way.  NaN pixels (points
-not measured yet) are transparent: drawn as missing.
+values in its source, as given); on a column axis that comes in evenly spaced segments
+with gaps between them (a q grid in segments) one ``image`` per segment, each on its own
+``x``/``dw`` (the per-bin table — bin edges and value — kept in ``source`` for scripts and
+tests); on any other uneven axes one ``quad`` per pixel with the pixel's bin edges.  The
+axes are right either way.  NaN pixels (points not measured yet) are transparent: drawn
+as missing.
 """
 
 import numpy as np
@@ -39,6 +42,21 @@ def evenly_spaced(lo, hi):
     step = abs(width[0])
     return bool(np.allclose(width, width[0], rtol=1e-3, atol=0)
                 and np.allclose(lo[1:], hi[:-1], rtol=0, atol=1e-3 * step))
+
+
+def segments_of(lo, hi):
+    """``[(start, stop), ...]``: the runs of bins ``[lo, hi)`` that are each evenly spaced
+    and contiguous (a q grid's segments), in order; None when a run's bins are ordered
+    against the others' (descending bins: not split)."""
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    if lo.size == 0 or not np.all(hi > lo):
+        return None
+    runs, start = [], 0
+    for i in range(1, lo.size + 1):
+        if i == lo.size or not evenly_spaced(lo[start:i + 1], hi[start:i + 1]):
+            runs.append((start, i))
+            start = i
+    return runs
 
 
 def value_range(values, log=False):
@@ -87,6 +105,10 @@ class Heatmap:
         self.x_bins = x if isinstance(x, tuple) else bounds_of(x)
         self.y_bins = y if isinstance(y, tuple) else bounds_of(y)
         self.as_image = evenly_spaced(*self.x_bins) and evenly_spaced(*self.y_bins)
+        #: ``[(start, stop)]`` column runs drawn as one image each (None: one image / quads)
+        self.segments = None
+        if not self.as_image and evenly_spaced(*self.y_bins):
+            self.segments = segments_of(*self.x_bins)
         palette = palette or Viridis256
         self.mappers = {"linear": LinearColorMapper(palette=palette, nan_color=MISSING),
                         "log": LogColorMapper(palette=palette, nan_color=MISSING)}
@@ -97,12 +119,23 @@ class Heatmap:
                              x_range=x_range, y_range=y_range[::-1] if flip_y else y_range,
                              x_axis_label=xlabel, y_axis_label=ylabel,
                              match_aspect=match_aspect)
+        # no grid lines: the image covers them (two models, views and layouts fewer each)
+        self.figure.center = [m for m in self.figure.center if type(m).__name__ != "Grid"]
         self.source = ColumnDataSource(self._columns(values), name=f"{name}_source")
         mapper = self.mappers[scale]
         if self.as_image:
             self.renderer = self.figure.image(
                 image="image", x="x", y="y", dw="dw", dh="dh", source=self.source,
                 color_mapper=mapper)
+        elif self.segments is not None:
+            # the drawn source: one row (an image, its x/dw) per segment; the per-bin
+            # table rides along in the figure's tags so the document holds it
+            self.image_source = ColumnDataSource(self._segment_columns(values),
+                                                 name=f"{name}_images")
+            self.renderer = self.figure.image(
+                image="image", x="x", y="y", dw="dw", dh="dh", source=self.image_source,
+                color_mapper=mapper)
+            self.figure.tags = [self.source]
         else:
             self.renderer = self.figure.quad(
                 left="left", right="right", bottom="bottom", top="top", source=self.source,
@@ -130,9 +163,34 @@ class Heatmap:
                 "bottom": lo_y[rows].ravel(), "top": hi_y[rows].ravel(),
                 "value": values.ravel()}
 
-    def _range(self, values):
-        for kind, mapper in self.mappers.items():
-            mapper.low, mapper.high = value_range(values, log=kind == "log")
+    def _segment_columns(self, values):
+        """The drawn source's columns for ``values``: one image per segment of columns."""
+        values = np.asarray(values, dtype=np.float64)
+        (x_lo, x_hi), (y_lo, y_hi) = self.x_bins, self.y_bins
+        if y_hi[0] < y_lo[0]:
+            values = values[::-1]
+        y0, y1 = float(np.min(self.y_bins)), float(np.max(self.y_bins))
+        columns = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+        for start, stop in self.segments:
+            columns["image"].append(np.ascontiguousarray(values[:, start:stop]))
+            columns["x"].append(float(x_lo[start]))
+            columns["dw"].append(float(x_hi[stop - 1] - x_lo[start]))
+            columns["y"].append(y0)
+            columns["dh"].append(y1 - y0)
+        return columns
+
+    def _range(self, values=None):
+        """The colour range of the mapper in use follows ``values``; the other one's only
+        when it is switched to (each range change is a colour-bar relayout in the browser)."""
+        if values is not None:
+            self._values = values
+            self._stale = set(self.mappers)
+        if self.scale in self._stale:
+            mapper = self.mappers[self.scale]
+            low, high = value_range(self._values, log=self.scale == "log")
+            if (mapper.low, mapper.high) != (low, high):
+                mapper.update(low=low, high=high)
+            self._stale.discard(self.scale)
 
     def set_values(self, values):
         """Show ``values`` (same shape and axes); the colour range follows them."""
@@ -141,6 +199,8 @@ class Heatmap:
             self.source.data.update(image=self._columns(values)["image"])
         else:
             self.source.data["value"] = values.ravel()
+        if self.segments is not None:
+            self.image_source.data["image"] = self._segment_columns(values)["image"]
         self._range(values)
 
     def set_title(self, text):
@@ -151,7 +211,8 @@ class Heatmap:
         scale take the lowest colour)."""
         mapper = self.mappers[scale]
         self.scale = scale
-        if self.as_image:
+        self._range()
+        if self.as_image or self.segments is not None:
             self.renderer.glyph.color_mapper = mapper
         else:
             self.renderer.glyph.fill_color = {"field": "value", "transform": mapper}

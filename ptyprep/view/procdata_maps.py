@@ -5,7 +5,8 @@ of the choices) on its motor axes with a colour bar naming the quantity and unit
 tomograms beside them, and for a line scan or a time series (a map of one row or one
 column) the attributes as curves against the motor that moves.  A click on a map pixel
 or a curve point calls ``on_pick(sample, x, y)`` with the motor position clicked
-(fast, slow); a cross marks the point shown.
+(fast, slow); a cross marks the point shown, drawn on the figures' overlay level so a
+click repaints only the crosses, not the maps under them.
 """
 
 import numpy as np
@@ -93,7 +94,7 @@ class MapsPanel:
                        label=im.label, name=f"map_{im.name}", scale=self.scale,
                        width=MAP_SIZE[0], height=MAP_SIZE[1], tools=MAP_TOOLS)
         heat.figure.scatter("x", "y", source=self.marker, marker="cross", size=16,
-                            line_color="red", line_width=2)
+                            line_color="red", line_width=2, level="overlay")
         heat.figure.on_event(Tap, lambda event: self.on_pick(sample, event.x, event.y))
         self.heatmaps[f"map_{im.name}"] = heat
         return heat.figure

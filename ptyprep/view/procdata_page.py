@@ -11,6 +11,7 @@ again; the daemon's status line is read every time.
 from pathlib import Path
 
 from ..layout import procdata as L
+from .batch import batched
 from .files import default_status_path, file_stamp, read_status, status_text
 from .procdata_frame import FramePanel
 from .procdata_maps import MapsPanel
@@ -34,6 +35,7 @@ class ProcdataPage:
         from bokeh.layouts import column, row
         from bokeh.models import Div, RadioButtonGroup, Select
 
+        self.doc = doc
         self.path = Path(path)
         self.status_path = status_path or default_status_path(path)
         self.reader = ProcdataReader(path)
@@ -70,6 +72,7 @@ class ProcdataPage:
                 self.body.children = [self.maps.layout, self.frame.layout]
                 return
 
+    @batched
     def show_sample(self, name):
         """Show the maps and tomograms of ``name`` (a sample or ``overall``)."""
         if not name:
@@ -78,6 +81,7 @@ class ProcdataPage:
         if self.current is not None:
             self._mark(self.current)
 
+    @batched
     def pick(self, sample, x, y):
         """A click at motor position ``(x, y)`` of ``sample``'s maps: show that frame."""
         found = self.reader.locate(sample, x, y, self.samples)
@@ -88,6 +92,7 @@ class ProcdataPage:
             return
         self.show_frame(*found)
 
+    @batched
     def show_frame(self, name, index):
         """Read frame ``index`` of sample ``name`` (one slice) and show it."""
         sample = self.samples[name]
@@ -102,6 +107,7 @@ class ProcdataPage:
         if sample is not None and frame.where:
             self.maps.mark(frame.where[sample.fast_motor], frame.where[sample.slow_motor])
 
+    @batched
     def set_scale(self, scale):
         self.maps.set_scale(scale)
         if self.frame:
@@ -123,6 +129,7 @@ class ProcdataPage:
     def _status(self):
         self.status.text = status_text(read_status(self.status_path))
 
+    @batched
     def refresh(self):
         """Periodic: the daemon's status; everything shown again after a publish."""
         self._status()

@@ -203,7 +203,7 @@ class ProcdataReader:
             qphi = np.asarray(cube[index], np.float64)
             iq_path = L.iq_path(sn)
             iq = (np.asarray(f[iq_path][index], np.float64) if iq_path in f
-                  else np.nanmean(qphi, axis=0))
+                  else _mean_over_phi(qphi))      # lixtools' files may hold no I(q)
             if L.AXIS_Q not in group:       # lixtools' layout: the grids are the root's
                 root = W.read_root(f)
                 q, phi, edges = root["qgrid"], phi_centres(root["nphi"]), phi_edges(root["nphi"])
@@ -268,3 +268,10 @@ def iphi_of(frame, qrange):
     sums = np.nansum(part, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _mean_over_phi(qphi):
+    """NaN-aware mean of a q-φ map over φ, ``(Nq,)``; NaN where a q bin holds no value."""
+    counts = np.isfinite(qphi).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, np.nansum(qphi, axis=0) / np.maximum(counts, 1), np.nan)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PtyprepError
+from .batch import batched
 from .files import default_status_path, file_stamp, read_status, status_text
 from .heatmap import MISSING, TOOLS, Heatmap
 from .ptyd_reader import PtydReader
@@ -41,10 +42,11 @@ class PtydPage:
 
     def __init__(self, doc, path, status_path=None):
         from bokeh.layouts import column, row
-        from bokeh.models import (ColumnDataSource, DataTable, Div, RadioButtonGroup,
+        from bokeh.models import (ColumnDataSource, DataTable, Div, Pane, RadioButtonGroup,
                                   TableColumn)
         from bokeh.palettes import Greys256, Magma256
 
+        self.doc = doc
         self.path = Path(path)
         self.status_path = status_path or default_status_path(path)
         self.reader = PtydReader(path)
@@ -68,16 +70,17 @@ class PtydPage:
         self.frame.figure.image(image="image", x="x", y="y", dw="dw", dh="dh",
                                 source=self.mask_source, global_alpha=0.55,
                                 color_mapper=self._red())
-        self.info = Div(text="", name="frame_info", width=SIZE[0])
+        self.info = Div(text="", name="frame_info", width=SIZE[0], height=24)
         self.scale = RadioButtonGroup(labels=list(SCALES), active=1, name="scale")
-        self.scale.on_change("active", lambda a, o, new: self.frame.set_scale(SCALES[new]))
+        self.scale.on_change("active", lambda a, o, new: self.set_scale(SCALES[new]))
         self.table_source = ColumnDataSource({"key": [], "value": []}, name="meta_source")
         table = DataTable(source=self.table_source, name="meta_table", width=760, height=340,
                           reorderable=False, index_position=None,
                           columns=[TableColumn(field="key", title="entry", width=170),
                                    TableColumn(field="value", title="value", width=590)])
         top = row(self.mean.figure, self.valid.figure, self.positions)
-        frame_box = column(self.info, column(Div(text="colour scale"), self.scale),
+        frame_box = column(Pane(elements=[self.info]),
+                           column(Div(text="colour scale"), self.scale),
                            self.frame.figure)
         doc.add_root(column(self.header, self.status, top, row(frame_box, table), name="page"))
         doc.title = f"ptyprep view: {self.path.name}"
@@ -109,7 +112,7 @@ class PtydPage:
                     fill_color={"field": "index", "transform": self.index_mapper})
         self.chosen = ColumnDataSource({"x": [], "y": []}, name="chosen_source")
         fig.scatter("x", "y", source=self.chosen, marker="circle", size=15, fill_alpha=0,
-                    line_color="red", line_width=2)
+                    line_color="red", line_width=2, level="overlay")
         fig.add_layout(ColorBar(color_mapper=self.index_mapper, title="frame index",
                                 width=10), "right")
         fig.on_event(Tap, lambda event: self.pick(event.y / UM, event.x / UM))
@@ -139,12 +142,14 @@ class PtydPage:
                             f"{float(meta.get('energy', np.nan)):g} keV, "
                             f"{float(meta.get('distance', np.nan)):g} m")
 
+    @batched
     def pick(self, y, x):
         """A click at scan position ``(y, x)`` metres: show the nearest frame."""
         index = self.reader.nearest(y, x)
         if index is not None:
             self.show_frame(index)
 
+    @batched
     def show_frame(self, index):
         """Read frame ``index`` (one row of its chunk) and show it with its mask."""
         data, valid = self.reader.frame(index)
@@ -158,9 +163,14 @@ class PtydPage:
         self.info.text = (f"frame <b>{index}</b> of {self.reader.frames}: {counts:.6g} counts, "
                           f"{int((~valid).sum())} masked pixels")
 
+    @batched
+    def set_scale(self, scale):
+        self.frame.set_scale(scale)
+
     def _status(self):
         self.status.text = status_text(read_status(self.status_path))
 
+    @batched
     def refresh(self):
         """Periodic: the daemon's status; new chunks after a publish."""
         self._status()
