@@ -21,6 +21,11 @@ Two orders matter on a CPU:
 
 With one band the result is bit-identical to ``mat @ frame``; with bands each bin is the sum
 of its bands' partial sums, which regroups the float32 additions (~1e-6 relative).
+
+When numba is importable (the ``fast`` extra), :meth:`BinMatrix.apply` runs the multi-frame
+kernel of :mod:`ptyprep.fast.kernels` instead where its ring holds at least ``MIN_BLOCK``
+frames: the matrix is read once per block of frames, no bands, bit-identical to
+``mat @ frame`` (so to the above with one band).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from . import kernels
 
 __all__ = ["BinMatrix", "execution_order", "pixel_bands", "WHOLE_FRAME_PIXELS", "BAND_PIXELS"]
 
@@ -132,6 +139,7 @@ class BinMatrix:
         self.dtype = np.dtype(dtype)  # of the weights and of the product
         self.inv_norm = inv_norm      # (R,) float64, NaN = uncovered
         self.offset = offset          # (R,) float64 or None
+        self._plan = None             # kernels.RingPlan, built on the first compiled apply
         # The products of all bands, one after another, are F partial sums ("parts"); bin b
         # is the sum of parts gather[0, b] + gather[1, b] + ... in band order, where index F
         # is a zero (no more parts, or an empty bin). One band: gather[0] is a permutation.
@@ -200,6 +208,27 @@ class BinMatrix:
         -------
         (N, R) float32 ndarray (float64 if the weights are float64), bins in the caller's order.
         """
+        kernel = kernels.ring_kernel() if frames.dtype in kernels.FRAME_DTYPES else None
+        if kernel is not None:
+            if self._plan is None:
+                mat = self.bins_matrix()
+                mat.data = mat.data.astype(self.dtype, copy=False)
+                self._plan = kernels.RingPlan(mat)
+            if self._plan.capacity(self.dtype.itemsize) < kernels.MIN_BLOCK:
+                kernel = None
+        if kernel is None:
+            binned = self._banded_product(frames)
+        else:
+            binned = self._plan.product(frames, self.dtype, kernel)
+        if self.offset is not None:
+            binned -= self.offset.astype(self.dtype)
+        binned *= self.inv_norm.astype(self.dtype)
+        if monitor is not None:
+            binned /= monitor.astype(self.dtype)[:, None]
+        return binned.astype(np.float32, copy=False)
+
+    def _banded_product(self, frames):
+        """(N, R) products of scipy's CSR, band by band and frame by frame."""
         n = frames.shape[0]
         parts = np.empty((n, self.n_parts + 1), dtype=self.dtype)
         parts[:, -1] = 0
@@ -215,9 +244,4 @@ class BinMatrix:
         binned = parts.take(self.gather[0], axis=1)
         for more in self.gather[1:]:
             binned += parts.take(more, axis=1)
-        if self.offset is not None:
-            binned -= self.offset.astype(self.dtype)
-        binned *= self.inv_norm.astype(self.dtype)
-        if monitor is not None:
-            binned /= monitor.astype(self.dtype)[:, None]
-        return binned.astype(np.float32, copy=False)
+        return binned
