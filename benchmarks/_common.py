@@ -5,6 +5,7 @@ BLAS/OpenMP to one thread (unless the caller already set them), so every measure
 process uses one core, as the targets in benchmarks/README.md assume.
 """
 
+import contextlib
 import json
 import os
 import platform
@@ -44,17 +45,82 @@ def best_of(fn, repeat):
     return min(times)
 
 
-def best_of_interleaved(fns, repeat):
-    """Smallest wall time of each of ``fns`` (a dict name → callable), in seconds, measured in
-    ``repeat`` rounds that call every function once: a slow spell of a shared machine then
-    falls on all of them instead of one."""
+#: Lists that :func:`record_rounds` opened: every :func:`best_of_interleaved` call appends
+#: its per-round times (name -> [seconds, ...]) to each, so a caller can take medians of a
+#: benchmark that only returns the best of each.
+_RECORDERS = []
+
+
+def interleaved_rounds(fns, rounds):
+    """Wall time of each of ``fns`` (a dict name → callable) in each of ``rounds`` rounds, in
+    seconds, as name → [round 1, round 2, ...]. A round calls every function once, in order
+    (A, B, A, B, ...), so a slow spell of a shared machine falls on all of them instead of one."""
     times = {name: [] for name in fns}
-    for _ in range(max(1, repeat)):
+    for _ in range(max(1, rounds)):
         for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def best_of_interleaved(fns, repeat):
+    """Smallest wall time of each of ``fns`` (a dict name → callable), in seconds, measured in
+    ``repeat`` rounds that call every function once: a slow spell of a shared machine then
+    falls on all of them instead of one. The rounds go to every open :func:`record_rounds`."""
+    times = interleaved_rounds(fns, repeat)
+    for log in _RECORDERS:
+        log.append({name: list(t) for name, t in times.items()})
     return {name: min(t) for name, t in times.items()}
+
+
+@contextlib.contextmanager
+def record_rounds():
+    """``with record_rounds() as log:`` every :func:`best_of_interleaved` call inside appends
+    its per-round times (a dict name → list of seconds) to ``log``."""
+    log = []
+    _RECORDERS.append(log)
+    try:
+        yield log
+    finally:
+        _RECORDERS.remove(log)
+
+
+def median(values):
+    """Median of a non-empty sequence (the mean of the middle two for an even count)."""
+    v = sorted(values)
+    if not v:
+        raise ValueError("median of no values")
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
+
+
+def quantile(values, q):
+    """Quantile ``q`` (0..1) of a non-empty sequence, linear between order statistics
+    (numpy's default: position ``q * (n - 1)`` in the sorted values)."""
+    v = sorted(values)
+    if not v:
+        raise ValueError("quantile of no values")
+    pos = q * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def round_stats(values):
+    """Median and spread of per-round figures: ``median``, ``min``, ``max``, ``q1``, ``q3``
+    (interquartile range), ``n`` and the ``rounds`` themselves in measured order."""
+    values = [float(x) for x in values]
+    return {"median": median(values), "min": min(values), "max": max(values),
+            "q1": quantile(values, 0.25), "q3": quantile(values, 0.75), "n": len(values),
+            "rounds": values}
+
+
+def paired_ratios(numerators, denominators, scale=1.0):
+    """``scale * a_i / b_i`` for the i-th round of each side (the two measured in one round)."""
+    if len(numerators) != len(denominators):
+        raise ValueError(f"{len(numerators)} rounds against {len(denominators)}")
+    return [scale * a / b for a, b in zip(numerators, denominators)]
 
 
 def noise_frames(n, shape, seed=0, distinct=4, mean=50.0, dtype=np.uint32):
