@@ -121,10 +121,21 @@ class RingPlan:
         return out
 
 
+def _compiled(**options):
+    """numba.njit with the on-disk cache where numba can write one (else compiled per process:
+    a package folder the user cannot write, e.g. a system install run by another user)."""
+    def decorate(func):
+        try:
+            return numba.njit(cache=True, **options)(func)
+        except RuntimeError:            # "cannot cache function ...: no locator available"
+            return numba.njit(cache=False, **options)(func)
+    return decorate
+
+
 if numba is not None:
     _u64 = numba.uint64
 
-    @numba.njit(cache=True, nogil=True, inline="always")
+    @_compiled(nogil=True, inline="always")
     def _fill(flat, n_pixels, g0, g, lo, hi, ring, mask):
         # pixels lo:hi of frames g0:g0+g → ring rows (p & mask), column f; blocks of 64
         # pixels keep the ring lines being written in L1 while g frames are read
@@ -137,7 +148,7 @@ if numba is not None:
                     ring[_u64((p & mask) * g + f)] = flat[_u64(src + p)]
             p0 = p1
 
-    @numba.njit(cache=True, nogil=True)
+    @_compiled(nogil=True)
     def _block(data, indices, indptr, bins, frames, g0, g, ring, acc, mask, chunk, out):
         n_pixels = frames.shape[1]
         flat = frames.ravel()
