@@ -128,6 +128,8 @@ def _extent(x, y):
 
 def _images(f, sn, key):
     """The 2-D images of ``maps`` or ``tomo`` of sample ``sn`` (vector-valued maps skipped)."""
+    from . import store as W
+
     g = f.get(L.data_group(sn, key))
     out = []
     for name in (g if g is not None else []):
@@ -142,10 +144,9 @@ def _images(f, sn, key):
             axes = {"x": xs[()], "y": ys[()], "xlabel": axis_label(xs), "ylabel": axis_label(ys),
                     "motor": _text(xs.attrs.get(L.ATTR_LONG_NAME, "")), "unit": _unit(xs.attrs)}
         else:                 # lixtools' layout: the coordinates are the group's @xc/@yc
-            a, xl = g.attrs, _text(g.attrs.get(L.ATTR_XC_LABEL, "x"))
-            axes = {"x": np.asarray(a[L.ATTR_XC], float), "y": np.asarray(a[L.ATTR_YC], float),
-                    "xlabel": xl, "ylabel": _text(a.get(L.ATTR_YC_LABEL, "y")), "motor": xl,
-                    "unit": ""}
+            y, x, ylabel, xlabel = W.image_axes(sub)
+            axes = {"x": x, "y": y, "xlabel": xlabel or "x", "ylabel": ylabel or "y",
+                    "motor": xlabel, "unit": ""}
         out.append({"name": name, "d": ds[()], "attrs": attrs, **axes})
     return out
 

@@ -238,13 +238,19 @@ def read_map(f, sn, name):
         raise LayoutError(f"map {name!r} of sample {sn!r} does not exist; "
                           "make it with make_map_from_attr first")
     g = f[path]
-    if L.AXIS_Y not in g:             # written by lixtools: the axes are the group's @yc/@xc
+    return (g[L.SIGNAL][()], *image_axes(g), dict(g.attrs))
+
+
+def image_axes(g):
+    """``(y, x, y_label, x_label)`` of a map or tomogram group: its ``y``/``x`` axis datasets
+    (labels from ``@long_name``), or in a file lixtools wrote, which has none, the data key's
+    ``@yc``/``@xc`` and their labels."""
+    if L.AXIS_Y not in g:
         a = g.parent.attrs
-        return (g[L.SIGNAL][()], np.asarray(a[L.ATTR_YC], float), np.asarray(a[L.ATTR_XC], float),
-                str(a.get(L.ATTR_YC_LABEL, "")), str(a.get(L.ATTR_XC_LABEL, "")), dict(g.attrs))
-    return (g[L.SIGNAL][()], g[L.AXIS_Y][()], g[L.AXIS_X][()],
-            str(g[L.AXIS_Y].attrs.get(L.ATTR_LONG_NAME, "")),
-            str(g[L.AXIS_X].attrs.get(L.ATTR_LONG_NAME, "")), dict(g.attrs))
+        return (np.asarray(a[L.ATTR_YC], float), np.asarray(a[L.ATTR_XC], float),
+                str(a.get(L.ATTR_YC_LABEL, "")), str(a.get(L.ATTR_XC_LABEL, "")))
+    return (g[L.AXIS_Y][()], g[L.AXIS_X][()], str(g[L.AXIS_Y].attrs.get(L.ATTR_LONG_NAME, "")),
+            str(g[L.AXIS_X].attrs.get(L.ATTR_LONG_NAME, "")))
 
 
 def write_tomo(f, sn, name, image, coords, label, rot_cen, algorithm):

@@ -63,18 +63,11 @@ class FrameStack(Sequence):
         return f"FrameStack({self._len} q-φ maps of {self.path!r})"
 
 
-def _matrix(g, parent):
-    """One MatrixWithCoords (map or tomogram) of group ``g``; axes from ``x``/``y`` or ``@xc``."""
-    d = np.asarray(g[L.SIGNAL][()], dtype=np.float64)
-    if L.AXIS_X in g:
-        xc, yc = g[L.AXIS_X][()], g[L.AXIS_Y][()]
-        xl = str(g[L.AXIS_X].attrs.get(L.ATTR_LONG_NAME, ""))
-        yl = str(g[L.AXIS_Y].attrs.get(L.ATTR_LONG_NAME, ""))
-    else:
-        a = parent.attrs
-        xc, yc = a.get(L.ATTR_XC), a.get(L.ATTR_YC)
-        xl, yl = str(a.get(L.ATTR_XC_LABEL, "")), str(a.get(L.ATTR_YC_LABEL, ""))
-    return MatrixWithCoords(d, xc, yc, xl, yl, g[L.ERR][()] if L.ERR in g else None)
+def _matrix(g):
+    """One MatrixWithCoords (map or tomogram) of group ``g`` (either tool's layout)."""
+    yc, xc, yl, xl = W.image_axes(g)
+    return MatrixWithCoords(np.asarray(g[L.SIGNAL][()], dtype=np.float64), xc, yc, xl, yl,
+                            g[L.ERR][()] if L.ERR in g else None)
 
 
 def load_entries(fn, samples=None, data_keys=None, sub_keys=None, nphi=None):
@@ -110,7 +103,7 @@ def load_entries(fn, samples=None, data_keys=None, sub_keys=None, nphi=None):
                     if key == L.QPHI and isinstance(item, h5py.Group) and L.SIGNAL in item:
                         subs[sub] = FrameStack(fn, item[L.SIGNAL].name, root["qgrid"], phi)
                     elif isinstance(item, h5py.Group) and L.SIGNAL in item:
-                        subs[sub] = _matrix(item, g)
+                        subs[sub] = _matrix(item)
                     elif isinstance(item, h5py.Dataset):
                         subs[sub] = item[()]
     return out
