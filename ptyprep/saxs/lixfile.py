@@ -23,6 +23,7 @@ import logging
 
 import numpy as np
 
+from ..errors import RecipeError
 from ..layout import procdata as L
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,12 @@ def detector_entry(detector):
     ptyprep's own description under ``"ptyprep"``; when the geometry has no py4xs
     equivalent, only the ptyprep description (lixtools then cannot rebuild that one).
     """
-    own = detector.to_json()
     try:
-        entry = detector.to_py4xs()
-    except Exception as exc:      # noqa: BLE001 - any geometry py4xs cannot describe
+        return detector.to_py4xs()                     # carries to_json() under "ptyprep"
+    except RecipeError as exc:                         # a geometry py4xs cannot describe
         log.warning("detector %s has no py4xs description (%s); lixtools will not rebuild it",
-                    getattr(detector, "name", "?"), exc)
-        return {"ptyprep": own}
-    return {**entry, "ptyprep": own}
+                    detector.name, exc)
+        return {"ptyprep": detector.to_json()}
 
 
 def ptyprep_detector(entry):
