@@ -65,6 +65,32 @@ def file_stamp(path):
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
+class Version:
+    """The version of a file that a page shows: :meth:`is_new` is true once per publish.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file ``ptyprep watch`` may replace (see :func:`file_stamp`).
+    """
+
+    def __init__(self, path):
+        self.path, self.stamp = path, file_stamp(path)
+
+    def is_new(self):
+        """True when the file changed since the last look (and remember it); False when it
+        is the same or gone."""
+        stamp = file_stamp(self.path)
+        if stamp is None or stamp == self.stamp:
+            return False
+        self.stamp = stamp
+        return True
+
+    def forget(self):
+        """Read it again at the next look (it was replaced while being read)."""
+        self.stamp = None
+
+
 def read_status(path):
     """The status dict of a ``ptyprep watch`` daemon, or None when the file is absent or
     cannot be read as JSON (it is replaced whole, so that is only ever a missing file)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..layout import procdata as L
 from .batch import batched
-from .files import default_status_path, file_stamp, read_status, status_text
+from .files import Version, default_status_path, read_status, status_text
 from .procdata_frame import FramePanel
 from .procdata_maps import MapsPanel
 from .procdata_reader import ProcdataReader
@@ -39,7 +39,7 @@ class ProcdataPage:
         self.path = Path(path)
         self.status_path = status_path or default_status_path(path)
         self.reader = ProcdataReader(path)
-        self.stamp = file_stamp(path)
+        self.version = Version(path)
         self.samples = self.reader.samples()
         groups = self.reader.groups()
         self.header = Div(text="", name="header")
@@ -133,15 +133,13 @@ class ProcdataPage:
     def refresh(self):
         """Periodic: the daemon's status; everything shown again after a publish."""
         self._status()
-        stamp = file_stamp(self.path)
-        if stamp is None or stamp == self.stamp:
+        if not self.version.is_new():
             return
-        self.stamp = stamp
         try:
             self.samples = self.reader.samples()
             groups = self.reader.groups()
         except (OSError, KeyError):      # replaced as we looked: the next tick reads it
-            self.stamp = None
+            self.version.forget()
             return
         self.select.options = groups
         if self.select.value not in groups and groups:

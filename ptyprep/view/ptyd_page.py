@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import PtyprepError
 from .batch import batched
-from .files import default_status_path, file_stamp, read_status, status_text
+from .files import Version, default_status_path, read_status, status_text
 from .heatmap import MISSING, TOOLS, Heatmap
 from .ptyd_reader import PtydReader
 
@@ -50,7 +50,7 @@ class PtydPage:
         self.path = Path(path)
         self.status_path = status_path or default_status_path(path)
         self.reader = PtydReader(path)
-        self.stamp = file_stamp(path)
+        self.version = Version(path)
         self.index = None
         ny, nx = self.reader.shape
         cols, rows = np.arange(nx), np.arange(ny)
@@ -174,14 +174,12 @@ class PtydPage:
     def refresh(self):
         """Periodic: the daemon's status; new chunks after a publish."""
         self._status()
-        stamp = file_stamp(self.path)
-        if stamp is None or stamp == self.stamp:
+        if not self.version.is_new():
             return
-        self.stamp = stamp
         try:
             changed = self.reader.refresh()
         except (OSError, KeyError, PtyprepError):      # replaced as we looked: the next tick reads it
-            self.stamp = None
+            self.version.forget()
             return
         self._show_scan()
         if changed and self.index is None and self.reader.frames:
