@@ -23,9 +23,9 @@ With one band the result is bit-identical to ``mat @ frame``; with bands each bi
 of its bands' partial sums, which regroups the float32 additions (~1e-6 relative).
 
 When numba is importable (the ``fast`` extra), :meth:`BinMatrix.apply` runs the multi-frame
-kernel of :mod:`ptyprep.fast.kernels` instead where its ring holds at least ``MIN_BLOCK``
-frames: the matrix is read once per block of frames, no bands, bit-identical to
-``mat @ frame`` (so to the above with one band).
+kernel of :mod:`ptyprep.fast.kernels` instead for stacks of at least ``MIN_FRAMES`` frames: the
+matrix is read once per block of 32 frames, no bands, bit-identical to ``mat @ frame`` (so to
+the above with one band).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class BinMatrix:
         self.dtype = np.dtype(dtype)  # of the weights and of the product
         self.inv_norm = inv_norm      # (R,) float64, NaN = uncovered
         self.offset = offset          # (R,) float64 or None
-        self._plan = None             # kernels.RingPlan, built on the first compiled apply
+        self._plan = None             # kernels.PixelPlan, built on the first compiled apply
         # The products of all bands, one after another, are F partial sums ("parts"); bin b
         # is the sum of parts gather[0, b] + gather[1, b] + ... in band order, where index F
         # is a zero (no more parts, or an empty bin). One band: gather[0] is a permutation.
@@ -208,17 +208,16 @@ class BinMatrix:
         -------
         (N, R) float32 ndarray (float64 if the weights are float64), bins in the caller's order.
         """
-        kernel = kernels.ring_kernel() if frames.dtype in kernels.FRAME_DTYPES else None
-        if kernel is not None:
-            if self._plan is None:
-                mat = self.bins_matrix()
-                mat.data = mat.data.astype(self.dtype, copy=False)
-                self._plan = kernels.RingPlan(mat)
-            if self._plan.capacity(self.dtype.itemsize) < kernels.MIN_BLOCK:
-                kernel = None
+        kernel = None
+        if frames.dtype in kernels.FRAME_DTYPES and frames.shape[0] >= kernels.MIN_FRAMES:
+            kernel = kernels.lanes_kernel()
         if kernel is None:
             binned = self._banded_product(frames)
         else:
+            if self._plan is None:
+                mat = self.bins_matrix()
+                mat.data = mat.data.astype(self.dtype, copy=False)
+                self._plan = kernels.PixelPlan(mat)
             binned = self._plan.product(frames, self.dtype, kernel)
         if self.offset is not None:
             binned -= self.offset.astype(self.dtype)
