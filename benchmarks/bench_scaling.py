@@ -19,7 +19,8 @@ work, and reports the best. A round's speed-up is time(1 rank) / time(2 ranks) f
 total number of frames; a case reports the median over its rounds and the spread (min, max).
 
     python benchmarks/bench_scaling.py [--frames 256] [--ptycho-frames 8000] [--rounds 5]
-                                       [--cases integrate,ptycho_link] [--json-out FILE]
+                                       [--cases integrate,ptycho_link] [--ranks 1,2,4]
+                                       [--json-out FILE]
     (internally: mpiexec -n N python bench_scaling.py --worker CASE ...)
 """
 
@@ -170,10 +171,22 @@ def speedup_case(frames, t1, t2):
             "fps_1": frames / m1, "fps_2": frames / m2}
 
 
+def curve(frames, times):
+    """Frames/s and speed-up over one rank (paired by round, median and spread) for every
+    rank count of ``times`` ({ranks: per-round seconds})."""
+    rows = {}
+    for r, t in times.items():
+        sp = C.round_stats(C.paired_ratios(times[1], t))
+        rows[r] = {"seconds": C.median(t), "fps": frames / C.median(t), "speedup": sp["median"],
+                   "speedup_spread": [sp["min"], sp["max"]]}
+    return rows
+
+
 def run(frames=256, int_frames=128, folder=None, rounds=5, ptycho_frames=8000,
-        ptycho_raw_frames=2000, cases=CASES):
+        ptycho_raw_frames=2000, cases=CASES, ranks=(1, 2)):
     if mpiexec() is None:
         return {"error": "mpiexec not found (pip install mpich)"}
+    ranks = sorted(set(ranks) | {1, 2})
     from bench_eiger_crop import make_file
 
     out = {"cases": {}, "rounds": rounds}
@@ -198,12 +211,14 @@ def run(frames=256, int_frames=128, folder=None, rounds=5, ptycho_frames=8000,
             else:
                 n = int_frames if case == "integrate" else frames
                 path, dest, done = paths.get("eiger", ""), None, n * PASSES
-            # interleaved rounds: 1 rank, 2 ranks, 1 rank, 2 ranks, ...
-            t1, t2 = [], []
+            # interleaved rounds: 1 rank, 2 ranks (, 4 ranks), 1 rank, 2 ranks, ...
+            times = {r: [] for r in ranks}
             for _ in range(INFO_ROUNDS if case not in TARGETS else rounds):
-                t1.append(launch(1, case, n, path, TIMING[case], dest))
-                t2.append(launch(2, case, n, path, TIMING[case], dest))
-            out["cases"][case] = speedup_case(done, t1, t2)
+                for r in ranks:
+                    times[r].append(launch(r, case, n, path, TIMING[case], dest))
+            out["cases"][case] = speedup_case(done, times[1], times[2])
+            if len(ranks) > 2:
+                out.setdefault("curves", {})[case] = curve(done, times)
     got = out["cases"]
     kernels = [c for c in ("integrate", "bslz4") if c in got]
     if kernels:
@@ -233,6 +248,9 @@ def main():
     p.add_argument("--file", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
     p.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
+    p.add_argument("--ranks", default="1,2",
+                   help="rank counts to launch, e.g. 1,2,4 (4 oversubscribes a 2-core node): "
+                        "adds 'curves' (frames/s and speed-up over 1 rank) to the output")
     p.add_argument("--tmp", default=None)
     p.add_argument("--json-out", default=None)
     a = p.parse_args()
@@ -247,7 +265,7 @@ def main():
     if unknown:
         p.error(f"unknown case(s) {sorted(unknown)}; choose from {', '.join(CASES)}")
     C.emit(run(a.frames, a.int_frames, a.tmp, a.rounds, a.ptycho_frames, a.ptycho_raw_frames,
-               cases), a.json_out)
+               cases, [int(r) for r in a.ranks.split(",") if r]), a.json_out)
 
 
 if __name__ == "__main__":

@@ -122,3 +122,54 @@ def test_property_shares_contiguous_covering_and_balanced(size, chunks):
         assert lm.load.max() - lm.load.min() <= 1
         assert lm.load.sum() == start + n
         start += n
+
+
+# -- shares that follow the ranks' measured speed (append mode: rank 0 also writes)
+
+def test_rate_shares_are_whole_granules_in_proportion_to_speed():
+    from ptyprep.engine.shares import rate_share_counts
+
+    assert rate_share_counts(64, np.array([600.0, 1000.0]), 8).tolist() == [24, 40]
+    assert rate_share_counts(64, np.array([1.0, 1.0]), 8).tolist() == [32, 32]
+    assert rate_share_counts(64, np.array([1.0, 2.0, 2.0]), 8).tolist() == [16, 24, 24]
+    # a short last chunk: whole granules first, the rest to the last rank
+    assert rate_share_counts(13, np.array([1.0, 1.0]), 8).tolist() == [8, 5]
+    assert rate_share_counts(5, np.array([1.0, 1.0]), 8).tolist() == [0, 5]
+    assert rate_share_counts(0, np.array([1.0, 1.0]), 8).tolist() == [0, 0]
+
+
+@PROPERTY
+@given(rates=st.lists(st.floats(0.1, 100.0), min_size=1, max_size=6), n=st.integers(0, 300),
+       granule=st.sampled_from([1, 4, 8]))
+def test_property_rate_shares_cover_the_chunk_and_start_on_granules(rates, n, granule):
+    from ptyprep.engine.shares import rate_share_counts
+
+    counts = rate_share_counts(n, np.array(rates), granule)
+    assert counts.sum() == n and (counts >= 0).all()
+    starts = np.cumsum(counts) - counts
+    assert all(s % granule == 0 for s in starts)
+    # no rank is more than one granule (plus the last rank's remainder) from its part
+    want = n * np.array(rates) / sum(rates)
+    assert (np.abs(counts[:-1] - want[:-1]) <= granule).all()
+
+
+def test_observe_learns_speeds_and_only_with_a_granule():
+    equal = LoadManager(2)
+    equal.observe([32, 32], [1.0, 0.5])
+    assert equal.rates is None and equal.counts(64).tolist() == [32, 32]    # ptypy's rule
+    lm = LoadManager(2, granule=8)
+    assert lm.counts(64).tolist() == [32, 32]              # nothing observed yet: ptypy's rule
+    lm.observe([32, 32], [0.08, 0.048])                   # rank 0: 400 frames/s, rank 1: 667
+    np.testing.assert_allclose(lm.rates, [400.0, 2000.0 / 3])
+    assert lm.counts(64).tolist() == [24, 40]
+    lm.observe([24, 40], [0.06, 0.06])                    # averaged with what was seen
+    np.testing.assert_allclose(lm.rates, [(400 + 400) / 2, (2000 / 3 + 2000 / 3) / 2])
+    lm.observe([0, 64], [0.01, 0.1])                       # an empty share teaches nothing
+    np.testing.assert_allclose(lm.rates[0], 400.0)
+    assert lm.load.tolist() == [56, 72]
+
+
+def test_observe_fills_a_rank_not_seen_yet():
+    lm = LoadManager(3, granule=4)
+    lm.observe([8, 8, 0], [0.1, 0.05, 0.0])
+    np.testing.assert_allclose(lm.rates, [80.0, 160.0, 120.0])

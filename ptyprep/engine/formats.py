@@ -231,6 +231,12 @@ class Writer(abc.ABC):
     """
 
     batch_frames = None
+    #: Frames per step of shares that follow the ranks' measured speed (a writer whose rank 0
+    #: does more than the others); None: equal shares, ptypy's rule.  Such a writer sets
+    #: ``rank_seconds`` after each ``write``: every rank's working seconds for that chunk,
+    #: the same list on every rank.
+    balance_granule = None
+    rank_seconds = None
 
     def begin(self, scan):
         """Collective: a scan of the job starts (default nothing)."""

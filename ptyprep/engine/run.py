@@ -46,6 +46,9 @@ def run_scans(comm, scans, writers, manager=None, progress=None):
     """
     batches = [w.batch_frames for w in writers]
     batch = batches[0] if len(writers) == 1 else None
+    balanced = len(writers) == 1 and writers[0].balance_granule is not None and comm.size > 1
+    if manager is None:
+        manager = LoadManager(comm.size, granule=writers[0].balance_granule if balanced else None)
     current = None
     for scan, share, parts in prepared_shares(comm, scans, manager, batch):
         if scan is not current:
@@ -59,11 +62,16 @@ def run_scans(comm, scans, writers, manager=None, progress=None):
             parts = list(parts)
         for writer in writers:
             writer.write(scan, share, parts)
+        if balanced and writers[0].rank_seconds is not None:
+            manager.observe(share.counts, writers[0].rank_seconds)
         if progress is not None:
             progress.update(len(share))
     if current is not None:
         for writer in writers:
             writer.end(current)
+    if balanced and comm.rank == 0:
+        log.info("frames prepared per rank %s (shares followed the ranks' measured speed: "
+                 "rank 0 also writes the others' frames)", manager.load.tolist())
 
 
 def run(recipe, comm=None, formats=None):

@@ -18,6 +18,10 @@ class LoadManager:
     ----------
     size : int
         Number of ranks.
+    granule : int, optional
+        Let :meth:`observe` balance the shares by the ranks' measured speed, every share
+        but a chunk's last starting at a multiple of ``granule`` frames (the frames of an
+        HDF5 chunk, so that each rank still encodes whole chunks).  Default: equal shares.
 
     Examples
     --------
@@ -28,17 +32,41 @@ class LoadManager:
     [[7, 8, 9, 10], [11, 12, 13]]
     """
 
-    def __init__(self, size):
+    def __init__(self, size, granule=None):
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
         self.size = int(size)
         self.load = np.zeros(self.size, dtype=np.int64)
+        self.granule = None if granule is None else int(granule)
+        self.rates = None           # frames per second of each rank, once observed
 
     def counts(self, n):
         """Number of indices each rank receives from a chunk of ``n`` (updates the load)."""
-        counts = share_counts(self.load, n)
+        if self.rates is None:
+            counts = share_counts(self.load, n)
+        else:
+            counts = rate_share_counts(n, self.rates, self.granule)
         self.load += counts
         return counts
+
+    def observe(self, counts, seconds):
+        """Learn the ranks' speed from one chunk: rank ``r`` worked ``seconds[r]`` on
+        ``counts[r]`` frames.  Only with a ``granule``: the next chunks are then split in
+        proportion to the speeds (averaged with the earlier ones), in whole granules;
+        without, equal shares stay (ptypy's rule)."""
+        if self.granule is None:
+            return
+        counts = np.asarray(counts, dtype=np.float64)
+        seconds = np.asarray(seconds, dtype=np.float64)
+        seen = (counts > 0) & (seconds > 0)
+        if not seen.any():
+            return
+        rates = np.where(seen, counts / np.where(seen, seconds, 1.0), np.nan)
+        if self.rates is None:
+            fill = np.nanmean(rates)
+            self.rates = np.where(seen, rates, fill)
+        else:
+            self.rates = np.where(seen, 0.5 * (self.rates + rates), self.rates)
 
     def split(self, indices):
         """Split ``indices`` into ``size`` contiguous shares (updates the load).
@@ -156,4 +184,40 @@ def share_counts(load, n):
     remainder = int((deficit % k).sum()) // k
     if remainder:
         counts[eligible[k - remainder:]] += 1
+    return counts
+
+
+def rate_share_counts(n, rates, granule):
+    """Counts of a chunk of ``n`` indices in proportion to the ranks' ``rates``.
+
+    Parameters
+    ----------
+    n : int
+        Length of the chunk.
+    rates : (size,) float ndarray, > 0
+        Frames per second of each rank.
+    granule : int
+        Every count is a multiple of ``granule`` except the last rank's, which takes what is
+        left (so every share but the last starts at a multiple of ``granule``).
+
+    Returns
+    -------
+    (size,) int64 ndarray summing to ``n``: granules by largest remainder.
+
+    Examples
+    --------
+    >>> rate_share_counts(64, np.array([600.0, 1000.0]), 8).tolist()
+    [24, 40]
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    counts = np.zeros(rates.size, dtype=np.int64)
+    if n <= 0:
+        return counts
+    want = (n / granule) * rates / rates.sum()
+    counts[:] = np.floor(want)
+    spare = n // granule - int(counts.sum())
+    for r in np.argsort(-(want - counts), kind="stable")[:max(spare, 0)]:
+        counts[r] += 1
+    counts *= granule
+    counts[-1] += n - int(counts.sum())
     return counts

@@ -53,11 +53,12 @@ class Share:
     frames_per_chunk: int = 1
     streamed: bool = False
 
-    def record(self):
-        """The :class:`ShareRecord` every rank all-gathers before the frames are joined."""
+    def record(self, busy_s=0.0):
+        """The :class:`ShareRecord` every rank all-gathers before the frames are joined
+        (``busy_s``: this rank's working seconds since its previous chunk)."""
         return ShareRecord(len(self.indices), self.dtype.str, self.frame_shape, self.sizes,
                            self.positions, self.indices, self.codec is not None,
-                           self.frames_per_chunk, self.streamed)
+                           self.frames_per_chunk, self.streamed, float(busy_s))
 
     def arrays(self):
         """``(data, weights, positions, indices)``, frames as EncodedFrames when encoded."""
@@ -88,6 +89,9 @@ class ShareRecord:
     frames_per_chunk : int
     streamed : bool
         The share is in the file already (rank 0's own, streamed): nothing to send.
+    busy_s : float
+        Seconds the rank worked since the end of its previous chunk (rank 0: writing the
+        others' frames of that chunk included), for the balance of the next shares.
     """
 
     n_frames: int
@@ -99,6 +103,7 @@ class ShareRecord:
     encoded: bool
     frames_per_chunk: int
     streamed: bool
+    busy_s: float = 0.0
 
 
 def gather_arrays(records, mine):

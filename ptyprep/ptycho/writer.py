@@ -16,6 +16,7 @@ for a complete file.  Part files are written as ``<part>.tmp`` and renamed.
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 
 import h5py
@@ -115,6 +116,8 @@ class PtydWriter(Writer):
         self._h5 = None
         self._chunks_group = self._chunks_of = None
         self._previous_parts = []
+        self.rank_seconds = None                # every rank's busy_s of the last chunk
+        self._since = time.perf_counter()
         self.part_format = on_root(comm, self._open)
 
     def _open(self):
@@ -153,6 +156,7 @@ class PtydWriter(Writer):
         """
         self._write(share.number, parts, share.counts)
         self.frames_written += len(share)
+        self._since = time.perf_counter()
 
     def _encode(self, parts, counts, stream=None):
         return encode_share(parts, self.codec, lambda nbytes: self._frames_per_chunk(nbytes, counts),
@@ -164,9 +168,11 @@ class PtydWriter(Writer):
         An error encoding (or preparing) any rank's share is raised on every rank."""
         def make():
             share = self._encode(parts, counts, stream)
-            return share.record(), lambda records: gather_arrays(records, share)
+            busy = time.perf_counter() - self._since
+            return share.record(busy), lambda records: gather_arrays(records, share)
 
         records, joined = gather(self.comm, make)
+        self.rank_seconds = [r.busy_s for r in records]
         return None if joined is None else gathered_frames(records, joined, self.codec)
 
     def close(self, info_extra=None):
@@ -214,9 +220,14 @@ class PtydWriter(Writer):
 
 
 class AppendWriter(PtydWriter):
-    """``save = "append"``: rank 0 writes every chunk group into the master."""
+    """``save = "append"``: rank 0 writes every chunk group into the master.
+
+    Rank 0 has more to do than the others (their frames to write), so the shares follow
+    the ranks' measured speed (``balance_granule``: in whole HDF5 chunks).
+    """
 
     save = "append"
+    balance_granule = cw.MAX_FRAMES_PER_CHUNK
 
     def _frames_per_chunk(self, frame_nbytes, counts):
         return cw.frames_per_chunk(frame_nbytes, int(np.sum(counts)), cw.share_boundaries(counts))

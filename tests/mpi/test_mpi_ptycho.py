@@ -62,6 +62,26 @@ def test_mpi_output_identical_to_serial(run_mpi, serial, tmp_path, nprocs, save)
         assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*incomplete"))
 
 
+@pytest.mark.parametrize("save", ["append", "link"])
+def test_append_shares_follow_the_ranks_speed_and_the_file_is_the_same(run_mpi, serial, tmp_path,
+                                                                       save):
+    # append: rank 0 writes the others' frames too, so after the first chunk the shares
+    # follow each rank's measured speed (whole HDF5 chunks); link keeps ptypy's equal shares
+    recipe = write(tmp_path, "par", save)
+    proc = run_mpi(2, ["-m", "ptyprep", "run", recipe], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "frames prepared per rank" in line]
+    if save == "link":
+        assert said == []
+    else:
+        assert len(said) == 1                                     # rank 0 only
+        per_rank = [int(v) for v in said[0].split("[")[1].split("]")[0].split(",")]
+        assert len(per_rank) == 2 and sum(per_rank) == len(serial["indices"])
+    par = ptyprep.read_ptyd(tmp_path / "par.ptyd")
+    for key in KEYS:
+        np.testing.assert_array_equal(par[key], serial[key], err_msg=key)
+
+
 def test_iter_chunks_under_mpi_gives_each_rank_its_share(run_mpi, tmp_path):
     script = tmp_path / "shares.py"
     script.write_text(textwrap.dedent("""
