@@ -608,8 +608,10 @@ CHUNK_SHAPES = textwrap.dedent("""
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("ranks, save, expected", [
-    (2, "append", [8, 8, 4]),        # chunks of 16, 16, 8 frames: shares 8 + 8, 8 + 8, 4 + 4
-    (3, "append", [1, 1, 1]),        # shares of 5 or 6 (3 or 2) frames: K must divide 5 (3)
+    # append: the first chunk in ptypy's equal shares, the next ones in shares that follow the
+    # ranks' measured speed, each a whole number of 8-frame chunks (whatever the speeds)
+    (2, "append", [8, 8, 8]),        # chunks of 16, 16, 8 frames: 8 + 8, then 8s (or 0 / 16)
+    (3, "append", [1, 8, 8]),        # first chunk 6 + 5 + 5: K must divide 5; then 8s
     (2, "link", [8, 8, 8, 8, 4, 4]),  # every share is a part file of its own
 ])
 def test_chunks_of_k_frames_never_span_two_ranks(run_mpi, tmp_path, ranks, save, expected):
