@@ -103,7 +103,7 @@ def worker(case, frames, path, repeats):
         integ = StackIntegrator(ai, make_qgrid((QMAX / 1000, QMAX - QMAX / 1000, QMAX / 500)), 180,
                                 valid=valid, split="bbox", polarization_factor=0.99)
         block = C.noise_frames(32, shape, seed=comm.rank)
-        integ.qphi(block[:2])
+        integ.qphi(block)            # warm-up: the plan and the compiled kernel
 
         def work():
             for _ in range(PASSES):

@@ -53,7 +53,7 @@ CASES = {
     "eiger_crop": (None, {"frames": 150, "rounds": ROUNDS["quick"]},
                    {"frames": 1000, "rounds": ROUNDS["full"]}),
     "scaling": ("bench_scaling.py",
-                ["--frames", "256", "--int-frames", "64", "--ptycho-frames", "2000",
+                ["--frames", "256", "--int-frames", "64", "--ptycho-frames", "4000",
                  "--ptycho-raw-frames", "2000", "--rounds", str(ROUNDS["quick"])],
                 ["--frames", "512", "--int-frames", "128", "--ptycho-frames", "8000",
                  "--ptycho-raw-frames", "2000", "--rounds", str(ROUNDS["full"])]),
