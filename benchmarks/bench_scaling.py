@@ -176,9 +176,9 @@ def curve(frames, times):
     rank count of ``times`` ({ranks: per-round seconds})."""
     rows = {}
     for r, t in times.items():
-        sp = C.round_stats(C.paired_ratios(times[1], t))
-        rows[r] = {"seconds": C.median(t), "fps": frames / C.median(t), "speedup": sp["median"],
-                   "speedup_spread": [sp["min"], sp["max"]]}
+        case = speedup_case(frames, times[1], t)
+        rows[r] = {"seconds": case["t2_s"], "fps": case["fps_2"], "speedup": case["speedup"],
+                   "speedup_spread": case["speedup_spread"]}
     return rows
 
 
