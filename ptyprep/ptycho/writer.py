@@ -156,7 +156,6 @@ class PtydWriter(Writer):
         """
         self._write(share.number, parts, share.counts)
         self.frames_written += len(share)
-        self._since = time.perf_counter()
 
     def _encode(self, parts, counts, stream=None):
         return encode_share(parts, self.codec, lambda nbytes: self._frames_per_chunk(nbytes, counts),
@@ -172,6 +171,9 @@ class PtydWriter(Writer):
             return share.record(busy), lambda records: gather_arrays(records, share)
 
         records, joined = gather(self.comm, make)
+        # busy from here to the next record: rank 0's writing of the others' frames counts
+        # as its work, the waits in the gather do not
+        self._since = time.perf_counter()
         self.rank_seconds = [r.busy_s for r in records]
         return None if joined is None else gathered_frames(records, joined, self.codec)
 
