@@ -2,6 +2,7 @@
 
 import sys
 import textwrap
+import time
 import zlib
 
 import h5py
@@ -578,6 +579,39 @@ def test_write_part_encodes_gzip_and_reads_back(tmp_path):
         assert f["data"].compression == "gzip" and f["data"].shuffle
         assert f["data"][()].tobytes() == s.data.tobytes()
         np.testing.assert_array_equal(f["weights"][()], s.valid.astype(np.uint8))
+
+
+class SlowGatherComm(SerialComm):
+    """One process whose all-gather takes ``wait_s``: the time a rank waits for the others."""
+
+    def __init__(self, wait_s):
+        self.wait_s = wait_s
+
+    def allgather(self, obj):
+        time.sleep(self.wait_s)
+        return [obj]
+
+
+def test_busy_seconds_count_writing_after_the_gather_not_waiting_in_it(tmp_path, monkeypatch):
+    """Append mode: rank 0's writing of a chunk (after its gather) is work for the balance of
+    the next chunk's shares; the seconds it waits in the gather are not."""
+    from ptyprep.ptycho import share
+
+    write_s, wait_s = 0.2, 0.4
+    real_finish = share.ChunkStream.finish
+
+    def slow_finish(self, *args, **kwargs):
+        real_finish(self, *args, **kwargs)
+        time.sleep(write_s)
+
+    monkeypatch.setattr(share.ChunkStream, "finish", slow_finish)
+    writer = writer_of(tmp_path / "p.ptyd", meta(num_frames=8), {}, SlowGatherComm(wait_s))
+    write_share(writer, 0, stack_of(0, 4), np.array([4]))
+    write_share(writer, 1, stack_of(4, 4), np.array([4]))
+    writer.close()
+    (busy,) = writer.rank_seconds
+    assert write_s <= busy < wait_s, busy
+    np.testing.assert_array_equal(read_ptyd(tmp_path / "p.ptyd")["indices"], np.arange(8))
 
 
 # --------------------------------------------------------------------------- under MPI
