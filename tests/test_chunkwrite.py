@@ -14,6 +14,7 @@ from ptyprep.fast import deflate as compression
 from ptyprep.layout.filters import dataset_filters
 from ptyprep.engine.comm import SerialComm
 from ptyprep.ptycho.chunks import append_chunk_arrays, write_chunk_arrays
+from ptyprep.ptycho.share import ChunkStream
 from ptyprep.engine.stack import FrameStack
 from ptyprep.fast import chunkwrite as cw
 from ptyprep.fast import chunkdatasets as cd
@@ -595,16 +596,14 @@ class SlowGatherComm(SerialComm):
 def test_busy_seconds_count_writing_after_the_gather_not_waiting_in_it(tmp_path, monkeypatch):
     """Append mode: rank 0's writing of a chunk (after its gather) is work for the balance of
     the next chunk's shares; the seconds it waits in the gather are not."""
-    from ptyprep.ptycho import share
-
     write_s, wait_s = 0.2, 0.4
-    real_finish = share.ChunkStream.finish
+    real_finish = ChunkStream.finish
 
     def slow_finish(self, *args, **kwargs):
         real_finish(self, *args, **kwargs)
         time.sleep(write_s)
 
-    monkeypatch.setattr(share.ChunkStream, "finish", slow_finish)
+    monkeypatch.setattr(ChunkStream, "finish", slow_finish)
     writer = writer_of(tmp_path / "p.ptyd", meta(num_frames=8), {}, SlowGatherComm(wait_s))
     write_share(writer, 0, stack_of(0, 4), np.array([4]))
     write_share(writer, 1, stack_of(4, 4), np.array([4]))
